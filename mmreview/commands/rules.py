@@ -1,0 +1,96 @@
+"""`mmreview rules SERIES | --list | --explain ID`: the review rules alone (what the pre-push hook runs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from typing import List, Optional
+
+import typer
+
+from ..cliapp import TreeOption, app, fail_usage, run_command, stderr
+from ..errors import EXIT_FINDINGS, EXIT_OK, BadInput
+
+
+def _print_list(rules) -> None:
+    width = max(len(r.id) for r in rules)
+    for r in rules:
+        print(f"{r.id:<{width}}  {r.info.severity:<7}  {r.info.title}")
+
+
+def _print_explain(rule) -> None:
+    i = rule.info
+    print(f"{i.id} ({i.severity}): {i.title}\n")
+    print(textwrap.fill(i.rationale, 78))
+    print(f"\nSource: {i.source}")
+    doc = (rule.module.__doc__ or "").strip()
+    if doc:
+        print(f"Checks: {doc}")
+
+
+def _print_result(res, series, co) -> None:
+    for ap in co.result.patches:
+        if ap.state not in ("applied", "applied-3way"):
+            print(f"patch {ap.number}/{len(series.patches)} {ap.state}: {ap.subject} "
+                  "(not checked)")
+    for f in res.findings:
+        where = f"{f.file}:{f.line}" if f.file else "(commit message)"
+        fn = f" in {f.function}()" if f.function else ""
+        fixed = f" [removed again by patch {f.fixed_by}]" if f.fixed_by else ""
+        print(f"patch {f.patch}: {where}{fn}: {f.severity}: [{f.rule}] {f.message}{fixed}")
+        for line in f.excerpt[:4]:
+            print(f"    {line}")
+    for n in res.not_applied:
+        print(f"not applied: [{n.rule}] {n.file or '(all files)'}: {n.reason}")
+    counts = {s: sum(1 for f in res.findings if f.severity == s) for s in ("error", "warning", "info")}
+    print(f"{len(res.findings)} finding(s): {counts['error']} error, {counts['warning']} warning, "
+          f"{counts['info']} info; {len(res.rules)} rule(s) run"
+          + (f", ignored: {', '.join(res.ignored)}" if res.ignored else ""))
+
+
+@app.command("rules")
+def rules(series: Optional[str] = typer.Argument(None, help="mbox, directory, maildir, '-' or A..B"),
+          tree: Optional[str] = TreeOption,
+          base: Optional[str] = typer.Option(None, "--base", help="Apply on this commit."),
+          ignore: List[str] = typer.Option([], "--ignore", help="Skip a rule id (repeatable); "
+                                                                "'checkpatch' skips all checkpatch types."),
+          as_json: bool = typer.Option(False, "--json", help="Print findings as JSON."),
+          list_: bool = typer.Option(False, "--list", help="List the rules."),
+          explain: Optional[str] = typer.Option(None, "--explain", help="Explain one rule.")) -> None:
+    """Check the review rules on what SERIES adds."""
+    def body() -> int:
+        from ..rules_engine import find_rule, load_rules, run_rules
+        all_rules = load_rules()
+        if list_:
+            _print_list(all_rules)
+            return EXIT_OK
+        if explain:
+            rule = find_rule(explain, all_rules)
+            if rule is None:
+                raise BadInput(explain, "no such rule (see `mmreview rules --list`)")
+            _print_explain(rule)
+            return EXIT_OK
+        if not series:
+            fail_usage("rules: give a SERIES, --list or --explain ID")
+        known = {r.id for r in all_rules}
+        for i in ignore:
+            if i.split(":", 1)[0] not in known:
+                raise BadInput(f"--ignore {i}", "no such rule (see `mmreview rules --list`)")
+        from ..checkout import apply_series
+        from ..intake import load_series
+        from ..tree import open_tree
+        t = open_tree(tree)
+        s = load_series(series, t, stdin=sys.stdin.buffer if series == "-" else None)
+        with apply_series(t, s, base=base) as co:
+            res = run_rules(s, co, ignore=ignore, rules=all_rules)
+            if as_json:
+                data = res.to_json()
+                data["apply"] = co.result.to_json()
+                print(json.dumps(data, indent=2))
+            else:
+                _print_result(res, s, co)
+            failed = not co.result.ok
+        return EXIT_FINDINGS if res.findings or failed else EXIT_OK
+    code = run_command(body)
+    raise typer.Exit(code)

@@ -1,0 +1,420 @@
+"""The architecture matrix: Target × Suite × binary, at the base and at the tip, with verdicts.
+
+Engine entry point (used by `mmreview test` and `mmreview check`):
+
+    run_matrix(co: Checkout,
+               targets: list[Target] | None = None,     # None: every target in mmreview/targets/
+               profile: str = "quick",                  # "quick" | "full" (see suites.py)
+               suites: str | None = None,               # "radix-tree,vma" narrows
+               binaries: str | None = None,             # "xarray,vma" narrows (overrides the profile)
+               jobs: int | None = None,                 # parallel builds/runs (default: cores)
+               per_patch: bool = False,                 # also build+run natively after every patch
+               progress: Callable[[Event], None] | None = None,
+               use_cache: bool = True) -> MatrixResult
+
+    MatrixResult.cells      list[results.Cell] (base and tip RunResult, .verdict)
+    MatrixResult.targets    list[TargetInfo] (name, available, sanitizers, reason, apt_command)
+    MatrixResult.per_patch  list[PatchFinding] (first patch that breaks a build or a test)
+    MatrixResult.to_json()
+
+A target that is not available on this machine gives not-run cells with the
+reason (never silently dropped).  Results are cached under
+~/.cache/mmreview/results/<key>/ where the key hashes the suite's inputs as in
+the tree (git object ids), the target file, flags and compiler version; so a
+second series on the same base reruns nothing for the base, and a tip whose
+suite inputs equal the base's reuses the base's results.  Timeouts are not
+cached (they may be load), and neither is anything from an interrupted run.
+
+Scheduling: builds and runs share one pool of `jobs` worker threads, each task
+one process group; the ready queue is ordered by estimated remaining work
+(qemu targets' long runs start first), which keeps the cores busy to the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import suites as suites_mod
+from .build import BuildOutcome, BuildSpec, Cancelled, ProcessRegistry, build, input_key
+from .results import BUILD_FAILED, FAILING, NOT_RUN, TIMEOUT, V_NEW, Cell, RunResult
+from .run_parse import parse_run
+from .suites import Binary, Suite
+from .targets import Availability, Target, all_targets, availability, cpu_count
+from .tree import cache_dir
+
+
+@dataclass
+class Event:
+    kind: str                    # "plan" | "start" | "done"
+    label: str = ""              # e.g. "arm64 radix-tree xarray @tip"
+    total: int = 0               # plan: number of tasks
+    result: RunResult | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class TargetInfo:
+    name: str
+    available: bool
+    sanitizers: list[str]
+    reason: str = ""
+    apt_command: str = ""
+    summary: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PatchFinding:
+    patch: int
+    subject: str
+    target: str
+    suite: str
+    binary: str
+    state: str                   # the state after this patch (build-failed, fail, crash, timeout)
+    reason: str
+    fixed_by: int | None = None  # a later patch of the series that makes it pass again
+    excerpt: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        what = "breaks the build of" if self.state == BUILD_FAILED else f"makes {self.state}:"
+        s = f"patch {self.patch} ({self.subject}) {what} {self.binary} on {self.target}"
+        if self.fixed_by:
+            s += f" (fixed again by patch {self.fixed_by})"
+        return s
+
+
+@dataclass
+class MatrixResult:
+    cells: list[Cell]
+    targets: list[TargetInfo]
+    per_patch: list[PatchFinding]
+    profile: str
+    base_sha: str
+    tip_sha: str
+    duration: float
+    jobs: int
+
+    @property
+    def new_failures(self) -> list[Cell]:
+        return [c for c in self.cells if c.verdict == V_NEW]
+
+    def to_json(self) -> dict:
+        return {"profile": self.profile, "base": self.base_sha, "tip": self.tip_sha,
+                "duration": round(self.duration, 1), "jobs": self.jobs,
+                "targets": [t.to_json() for t in self.targets],
+                "cells": [c.to_json() for c in self.cells],
+                "per_patch": [f.to_json() for f in self.per_patch]}
+
+
+# ---------------------------------------------------------------- result cache
+
+def results_dir() -> Path:
+    return cache_dir() / "results"
+
+
+def _cache_get(key: str, binary: str) -> RunResult | None:
+    try:
+        d = json.loads((results_dir() / key / f"{binary}.json").read_text())
+        r = RunResult(**d)
+    except (OSError, ValueError, TypeError):
+        return None
+    r.cached = True
+    return r
+
+
+def _cache_put(key: str, r: RunResult) -> None:
+    if r.state in (TIMEOUT, NOT_RUN):
+        return
+    d = results_dir() / key
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".{r.binary}.{os.getpid()}.{secrets.token_hex(3)}"
+    tmp.write_text(json.dumps({**r.to_json(), "cached": False}))
+    os.replace(tmp, d / f"{r.binary}.json")
+
+
+# ---------------------------------------------------------------- work directories
+
+def work_root() -> Path:
+    return cache_dir() / "matrix-work"
+
+
+def _remove_stale_workdirs() -> None:
+    root = work_root()
+    if not root.is_dir():
+        return
+    for d in root.iterdir():
+        try:
+            pid = int(d.name.split("-")[0])
+            os.kill(pid, 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- planning
+
+@dataclass
+class _Build:
+    """One build (target, suite, key) and the runs waiting on it; shared by revs with the same key."""
+    spec: BuildSpec
+    rev: str
+    key: str
+    label: str
+    binaries: list[Binary]
+    results: dict[str, RunResult] = field(default_factory=dict)
+    outcome: BuildOutcome | None = None
+
+
+def _estimate(target: Target, binary: Binary) -> float:
+    return binary.timeout / 6 * target.timeout_factor
+
+
+class _Scheduler:
+    """A priority pool: builds and runs as tasks, longest estimated work first."""
+
+    def __init__(self, jobs: int, procs: ProcessRegistry, progress: Callable[[Event], None] | None,
+                 co, workdir: Path, use_cache: bool):
+        self.jobs = jobs
+        self.procs = procs
+        self.progress = progress or (lambda e: None)
+        self.co = co
+        self.workdir = workdir
+        self.use_cache = use_cache
+        self.q: queue.PriorityQueue = queue.PriorityQueue()
+        self.pending = 0
+        self.lock = threading.Lock()
+        self.done = threading.Condition(self.lock)
+        self.errors: list[BaseException] = []
+        self._seq = 0
+
+    def submit(self, priority: float, fn: Callable[[], None]) -> None:
+        with self.lock:
+            self.pending += 1
+            self._seq += 1
+            self.q.put((-priority, self._seq, fn))
+
+    def _worker(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            _, _, fn = item
+            try:
+                if not self.procs.cancelled.is_set():
+                    fn()
+            except Cancelled:
+                pass
+            except BaseException as exc:      # surfaced in the main thread
+                with self.lock:
+                    self.errors.append(exc)
+                self.procs.cancelled.set()
+            finally:
+                with self.lock:
+                    self.pending -= 1
+                    self.done.notify_all()
+
+    def wait(self) -> None:
+        threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(self.jobs)]
+        for t in threads:
+            t.start()
+        try:
+            with self.lock:
+                while self.pending:
+                    self.done.wait(timeout=0.5)    # wakes for Ctrl-C in the main thread
+        except BaseException:
+            self.procs.kill_all()
+            raise
+        finally:
+            for i, _ in enumerate(threads):
+                self.q.put((float("inf"), i, None))  # type: ignore[arg-type]
+        # A queue sentinel sorts last: workers drain real tasks first (they skip them once cancelled).
+        for t in threads:
+            t.join(timeout=10)
+        if self.errors:
+            raise self.errors[0]
+
+    # -- tasks
+
+    def add_build(self, b: _Build) -> None:
+        if self.use_cache:
+            cached = {bin_.name: _cache_get(b.key, bin_.name) for bin_ in b.binaries}
+            if all(cached.values()):
+                b.results.update({k: v for k, v in cached.items() if v})
+                for r in b.results.values():
+                    self.progress(Event("done", f"{b.label} {r.binary}", result=r))
+                return
+        work = 20 * b.spec.target.timeout_factor ** 0.5 + max(_estimate(b.spec.target, x) for x in b.binaries)
+        self.submit(work, lambda: self._do_build(b))
+
+    def _do_build(self, b: _Build) -> None:
+        self.progress(Event("start", f"{b.label} build"))
+        wd = self.workdir / f"{b.spec.target.name}-{b.spec.suite.name}-{b.key[:10]}"
+        if wd.exists():
+            shutil.rmtree(wd)
+        wd.mkdir(parents=True)
+        outcome = build(self.co, b.rev, b.spec, wd, self.procs)
+        b.outcome = outcome
+        self.progress(Event("done", f"{b.label} build", seconds=outcome.duration))
+        for bin_ in b.binaries:
+            if bin_.name in outcome.built:
+                self.submit(_estimate(b.spec.target, bin_), lambda bin_=bin_: self._do_run(b, bin_))
+            else:
+                r = RunResult(target=b.spec.target.name, suite=b.spec.suite.name, binary=bin_.name,
+                              state=BUILD_FAILED, duration=round(outcome.duration, 2),
+                              excerpt=outcome.error,
+                              reason=(outcome.error[0] if outcome.error else "build failed"),
+                              command=b.spec.user_command(bin_.name),
+                              sanitizers=list(b.spec.sanitizers))
+                self._record(b, r)
+
+    def _do_run(self, b: _Build, bin_: Binary) -> None:
+        assert b.outcome is not None
+        label = f"{b.label} {bin_.name}"
+        self.progress(Event("start", label))
+        t = b.spec.target
+        timeout = bin_.timeout * t.timeout_factor
+        log = b.outcome.directory / f"{bin_.name}.log"
+        cmd = [*t.runner, f"./{bin_.name}", *bin_.args]
+        # LeakSanitizer: the suites free what they test, not every harness allocation.
+        env = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
+        rc, timed_out, secs = self.procs.run(cmd, cwd=b.outcome.directory, log=log, timeout=timeout,
+                                             env=env)
+        out = log.read_text(errors="replace")
+        r = parse_run(t.name, b.spec.suite.name, bin_.name, out, rc, secs, timed_out, timeout)
+        r.command = b.spec.user_command(bin_.name)
+        r.sanitizers = list(b.spec.sanitizers)
+        self._record(b, r)
+        self.progress(Event("done", label, result=r, seconds=secs))
+
+    def _record(self, b: _Build, r: RunResult) -> None:
+        with self.lock:
+            b.results[r.binary] = r
+        if self.use_cache and not self.procs.cancelled.is_set():
+            _cache_put(b.key, r)
+
+
+def _target_infos(targets: list[Target]) -> tuple[list[TargetInfo], dict[str, Availability]]:
+    infos, avail = [], {}
+    for t in targets:
+        a = availability(t)
+        avail[t.name] = a
+        infos.append(TargetInfo(name=t.name, available=a.available, sanitizers=a.sanitizers if a.available
+                                else [], reason=a.reason, apt_command=a.apt_command, summary=t.summary()))
+    return infos, avail
+
+
+def _not_run(t: Target, s: Suite, b: Binary, reason: str) -> RunResult:
+    return RunResult(target=t.name, suite=s.name, binary=b.name, state=NOT_RUN, reason=reason)
+
+
+def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
+               suites: str | None = None, binaries: str | None = None, jobs: int | None = None,
+               per_patch: bool = False, progress: Callable[[Event], None] | None = None,
+               use_cache: bool = True) -> MatrixResult:
+    start = time.monotonic()
+    targets = list(targets) if targets is not None else list(all_targets())
+    selection = suites_mod.select(profile, suites, binaries)
+    jobs = max(1, jobs or cpu_count())
+    infos, avail = _target_infos(targets)
+    base, tip = co.base_sha, co.result.tip_sha
+
+    _remove_stale_workdirs()
+    workdir = work_root() / f"{os.getpid()}-{secrets.token_hex(4)}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    procs = ProcessRegistry()
+    sched = _Scheduler(jobs, procs, progress, co, workdir, use_cache)
+
+    builds: dict[tuple[str, str, str], _Build] = {}      # (target, suite, key)
+
+    def want(t: Target, s: Suite, bins: list[Binary], rev: str, tag: str) -> _Build:
+        a = avail[t.name]
+        spec = BuildSpec(target=t, suite=s, binaries=tuple(b.name for b in bins),
+                         sanitizers=tuple(a.sanitizers), urcu_prefix=a.urcu_prefix)
+        key = input_key(co.path, rev, spec)
+        k = (t.name, s.name, key)
+        if k not in builds:
+            builds[k] = _Build(spec=spec, rev=rev, key=key, label=f"{t.name} {s.name} @{tag}",
+                               binaries=bins)
+        return builds[k]
+
+    plan: list[tuple[Target, Suite, Binary, _Build | None, _Build | None]] = []
+    for t in targets:
+        for s, bins in selection:
+            if not avail[t.name].available:
+                plan += [(t, s, b, None, None) for b in bins]
+                continue
+            bb = want(t, s, bins, base, "base")
+            tb = want(t, s, bins, tip, "tip")
+            plan += [(t, s, b, bb, tb) for b in bins]
+
+    patch_builds: list[tuple[int, _Build]] = []
+    if per_patch:
+        natives = [t for t in targets if t.native and avail[t.name].available] or \
+                  [t for t in all_targets() if t.native and availability(t).available][:1]
+        for t in natives:
+            if t.name not in avail:
+                avail[t.name] = availability(t)
+            for s, bins in suites_mod.select("quick", suites, binaries):
+                for k in range(1, len(co.commits)):          # 0 and n are the base and tip above
+                    patch_builds.append((k, want(t, s, bins, co.rev_after(k), f"patch {k}")))
+                patch_builds.append((0, want(t, s, bins, base, "base")))
+                patch_builds.append((len(co.commits), want(t, s, bins, tip, "tip")))
+
+    if progress:
+        progress(Event("plan", total=sum(len(b.binaries) for b in builds.values())))
+    try:
+        for b in builds.values():
+            sched.add_build(b)
+        sched.wait()
+    finally:
+        procs.kill_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    cells = []
+    for t, s, b, bb, tb in plan:
+        if bb is None or tb is None:
+            r = _not_run(t, s, b, avail[t.name].reason)
+            cells.append(Cell(t.name, s.name, b.name, base=_not_run(t, s, b, r.reason), tip=r))
+            continue
+        cells.append(Cell(t.name, s.name, b.name, base=bb.results.get(b.name), tip=tb.results[b.name]))
+
+    findings = _bisect(co, patch_builds) if per_patch else []
+    return MatrixResult(cells=cells, targets=infos, per_patch=findings, profile=profile,
+                        base_sha=base, tip_sha=tip, duration=time.monotonic() - start, jobs=jobs)
+
+
+def _bisect(co, patch_builds: list[tuple[int, _Build]]) -> list[PatchFinding]:
+    """The first patch after which a binary stops building or passing (it passed before)."""
+    by_cell: dict[tuple[str, str, str], dict[int, RunResult]] = {}
+    for k, b in patch_builds:
+        for name, r in b.results.items():
+            by_cell.setdefault((b.spec.target.name, b.spec.suite.name, name), {})[k] = r
+    subjects = {p.number: p.subject for p in co.result.patches}
+    findings = []
+    for (target, suite, binary), states in sorted(by_cell.items()):
+        ks = sorted(states)
+        for prev, k in zip(ks, ks[1:]):
+            if states[prev].state not in FAILING and states[k].state in FAILING:
+                fixed = next((m for m in ks if m > k and states[m].state not in FAILING), None)
+                r = states[k]
+                findings.append(PatchFinding(patch=k, subject=subjects.get(k, ""), target=target,
+                                             suite=suite, binary=binary, state=r.state,
+                                             reason=r.reason, fixed_by=fixed, excerpt=r.excerpt))
+    return findings

@@ -1,0 +1,160 @@
+"""The whole review: intake -> apply -> rules + matrix -> Review.
+
+`run_check(request, progress)` is what `mmreview check` and the pre-push hook
+call; it returns a Review and never prints.  `progress_display()` is the live
+display around it: a rich progress bar on a terminal, one plain line per stage
+otherwise (CI logs), nothing with quiet=True.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from .errors import InfraError
+from .review import (DEFAULT_FAIL_ON, PatchApply, Review, SeriesSummary, TargetInfo, TreeInfo)
+
+Progress = Callable[[str, int, int], None]
+
+PROFILES = ("quick", "full", "rules")
+
+
+@dataclass
+class CheckRequest:
+    source: str                          # SERIES: mbox, dir, maildir, "-", or A..B
+    tree: str | None = None
+    base: str | None = None
+    arch: str | None = None              # "x86_64,arm64"; None: every target
+    suite: str | None = None
+    binary: str | None = None
+    profile: str = "quick"               # quick | full | rules (rules only, no matrix)
+    fail_on: str = DEFAULT_FAIL_ON
+    jobs: int | None = None
+    ignore: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+
+def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
+    from .checkout import apply_series
+    from .intake import load_series
+    from .tree import open_tree
+
+    report = progress or (lambda *_: None)
+    tree = open_tree(req.tree)
+    report("reading the series", 0, 1)
+    series = load_series(req.source, tree)
+    targets = _targets(req)
+    with apply_series(tree, series, base=req.base, progress=report) as co:
+        res = co.result
+        review = new_review(series, str(tree.path), res, [i for _, i in targets], req)
+        # Rules run on the applied part even when a later patch did not apply.
+        if co.commits:
+            report("rules", 0, 1)
+            _rules(review, series, co, req)
+            report("rules", 1, 1)
+        if not res.ok:
+            failed = res.failed
+            review.notes.append(f"matrix not run: patch {failed.number if failed else '?'} "
+                                f"did not apply")
+        elif req.profile == "rules":
+            review.notes.append("matrix not run: --profile rules")
+        else:
+            _matrix(review, co, req, [t for t, _ in targets], report)
+    return review
+
+
+def new_review(series, tree_path: str, res, targets: list[TargetInfo],
+               req: CheckRequest) -> Review:
+    """A Review of an applied series, before rules and matrix add to it."""
+    return Review(
+        series=SeriesSummary.from_series(series),
+        tree=TreeInfo(path=tree_path, base_sha=res.base_sha, base_rev=res.base_rev,
+                      base_reason=res.base_reason, tip_sha=res.tip_sha),
+        apply=[PatchApply(number=p.number, subject=p.subject, state=p.state, commit=p.commit,
+                          conflict_files=list(p.conflict_files), message=p.message)
+               for p in res.patches],
+        targets=list(targets), profile=req.profile, fail_on=req.fail_on, notes=list(req.notes))
+
+
+def _targets(req: CheckRequest) -> list[tuple[object, TargetInfo]]:
+    """The matrix's targets with their availability; a target named with --arch whose
+    toolchain is missing is an infrastructure error (exit 3), not a silent skip."""
+    if req.profile == "rules":
+        return []
+    from . import targets as tg
+    out = []
+    for t in tg.parse_arch_list(req.arch):
+        a = tg.availability(t)
+        reason = a.reason + (f" (provide it with: {a.apt_command})" if a.apt_command else "")
+        if req.arch and not a.available:
+            raise InfraError(f"--arch {t.name}", reason or "not available")
+        out.append((t, TargetInfo(name=t.name, available=a.available,
+                                  sanitizers=list(a.sanitizers), reason=reason)))
+    return out
+
+
+def _rules(review: Review, series, co, req: CheckRequest) -> None:
+    from .rules_engine import run_rules
+    result = run_rules(series, co, ignore=tuple(req.ignore))
+    review.findings = list(result.findings)
+    review.rules = list(result.rules)
+    review.not_applied = list(result.not_applied)
+
+
+def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progress) -> None:
+    from . import matrix
+    counts = {"done": 0, "total": 0}
+
+    def on_event(ev) -> None:
+        if ev.kind == "plan":
+            counts["total"] = ev.total
+        elif ev.kind == "done":
+            counts["done"] += 1
+        report(f"matrix: {ev.label}" if ev.label else "matrix", counts["done"], counts["total"])
+
+    result = matrix.run_matrix(co, targets=targets, profile=req.profile, suites=req.suite,
+                               binaries=req.binary, jobs=req.jobs, progress=on_event)
+    review.cells = list(result.cells)
+    review.targets = [TargetInfo(name=t.name, available=t.available, sanitizers=list(t.sanitizers),
+                                 reason=t.reason + (f" (provide it with: {t.apt_command})"
+                                                    if t.apt_command else ""))
+                      for t in result.targets]
+    for pf in getattr(result, "per_patch", []):
+        review.notes.append(pf.describe())
+
+
+# ---------------------------------------------------------------- live display
+
+@contextmanager
+def progress_display(console=None, quiet: bool = False) -> Iterator[Progress]:
+    """A progress callback: rich bar on a tty, plain 'mmreview: stage' lines otherwise."""
+    if quiet:
+        yield lambda *_: None
+        return
+    from rich.console import Console
+    console = console or Console(stderr=True, highlight=False)
+    if console.is_terminal:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
+                                   SpinnerColumn, TextColumn, TimeElapsedColumn)
+        with RichProgress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                          transient=True) as prog:
+            task = prog.add_task("starting", total=None)
+
+            def update(stage: str, done: int, total: int) -> None:
+                prog.update(task, description=stage, completed=done, total=total or None)
+            yield update
+        return
+    last = [""]
+    start = time.monotonic()
+
+    def plain(stage: str, done: int, total: int) -> None:
+        # One line per stage change (and per finished unit of a long stage), no spinners.
+        key = f"{stage} {done}/{total}" if total and total > 1 else stage
+        if key != last[0]:
+            last[0] = key
+            print(f"mmreview: [{time.monotonic() - start:5.1f}s] {key}", file=sys.stderr, flush=True)
+    yield plain

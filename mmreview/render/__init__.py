@@ -1,0 +1,171 @@
+"""Renderers: each turns a Review into one output format, and does nothing else.
+
+`render(review, fmt)` returns the text; the terminal renderer can also print
+straight to a rich Console (colour, width) — see `render.terminal`.
+Shared helpers that several formats need (the matrix as a grid, labels,
+quoting a patch's lines) live here so the formats agree with each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..findings import Finding
+from ..results import V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE, Cell
+from ..review import Review
+
+FORMATS = ("terminal", "markdown", "email", "json", "junit", "sarif", "terse")
+
+VERDICT_LABEL = {V_PASS: "pass", V_NEW: "NEW FAILURE", V_PRE: "pre-existing", V_FIXED: "fixed",
+                 V_NOT_RUN: "not run"}
+
+
+def plural(n: int, word: str, suffix: str = "s") -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}{suffix}"
+
+
+def render(review: Review, fmt: str, **opts) -> str:
+    """The review as text in format `fmt` (one of FORMATS)."""
+    return _renderer(fmt)(review, **opts)
+
+
+def _renderer(fmt: str) -> Callable[..., str]:
+    # Imported lazily: `mmreview report --format json` need not import rich's Syntax, etc.
+    if fmt == "terminal":
+        from .terminal import render_text
+        return render_text
+    if fmt == "markdown":
+        from .markdown import render_markdown
+        return render_markdown
+    if fmt == "email":
+        from .email import render_email
+        return render_email
+    if fmt == "json":
+        from .json import render_json
+        return render_json
+    if fmt == "junit":
+        from .junit import render_junit
+        return render_junit
+    if fmt == "sarif":
+        from .sarif import render_sarif
+        return render_sarif
+    if fmt == "terse":
+        return render_terse
+    raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+
+
+# ---------------------------------------------------------------- matrix grid
+
+@dataclass
+class Grid:
+    """The matrix as rows (targets) × columns (suite/binary), for tables."""
+    targets: list[str]
+    columns: list[tuple[str, str]]          # (suite, binary)
+    cells: dict[tuple[str, str, str], Cell]  # (target, suite, binary) -> Cell
+
+    def get(self, target: str, column: tuple[str, str]) -> Cell | None:
+        return self.cells.get((target, *column))
+
+
+def grid(review: Review) -> Grid:
+    targets: dict[str, None] = {}
+    columns: dict[tuple[str, str], None] = {}
+    cells = {}
+    for c in review.cells:
+        targets.setdefault(c.target, None)
+        columns.setdefault((c.suite, c.binary), None)
+        cells[(c.target, c.suite, c.binary)] = c
+    return Grid(list(targets), list(columns), cells)
+
+
+def failing_cells(review: Review) -> list[Cell]:
+    """Cells worth a log and a reproduce command: new failures first, then pre-existing ones."""
+    order = {V_NEW: 0, V_PRE: 1}
+    bad = [c for c in review.cells if c.verdict in order]
+    return sorted(bad, key=lambda c: order[c.verdict])
+
+
+def cell_detail(cell: Cell) -> str:
+    """One line: what happened at tip, and at base when it matters."""
+    tip = cell.tip
+    text = tip.state
+    if tip.passed is not None and tip.total is not None:
+        text += f" ({tip.passed}/{tip.total} passed)"
+    if tip.reason:
+        text += f": {tip.reason}"
+    if cell.base is not None and cell.verdict in (V_NEW, V_FIXED, V_PRE):
+        text += f"; at base: {cell.base.state}"
+    return text
+
+
+def cell_reason(cell: Cell) -> str:
+    return cell.tip.reason or (cell.base.reason if cell.base else "")
+
+
+# ---------------------------------------------------------------- findings
+
+def location(f: Finding) -> str:
+    if not f.file:
+        return "commit message"
+    where = f"{f.file}:{f.line}" if f.line > 0 else f.file
+    return f"{where} in {f.function}()" if f.function else where
+
+
+def quote_patch(diff: str, file: str, line: int, excerpt: list[str] | tuple = (),
+                before: int = 3) -> list[str]:
+    """The lines of `diff` (a patch) a reviewer would quote for a finding at post-image `line` of
+    `file`: the hunk header, up to `before` lines before it, the line itself, and the hunk's
+    lines that the finding's excerpt names (other lines it holds), with "[...]" for gaps.
+    Empty if the patch has no such line (the finding then stands on its excerpt)."""
+    from unidiff import PatchSet
+    from unidiff.errors import UnidiffParseError
+    try:
+        ps = PatchSet(diff.splitlines(keepends=True))
+    except (UnidiffParseError, ValueError):
+        return []
+    wanted = {e.strip() for e in excerpt if e.strip()}
+    for pf in ps:
+        if pf.path != file and pf.target_file.removeprefix("b/") != file:
+            continue
+        for hunk in pf:
+            lines = list(hunk)
+            idx = next((i for i, l in enumerate(lines)
+                        if l.target_line_no == line and not l.is_removed), None)
+            if idx is None:
+                continue
+            keep = set(range(max(0, idx - before), idx + 1))
+            keep |= {i for i, l in enumerate(lines)
+                     if i > idx and not l.is_removed and l.value.strip() in wanted}
+            header = f"@@ -{hunk.source_start},{hunk.source_length} +{hunk.target_start}," \
+                     f"{hunk.target_length} @@"
+            if hunk.section_header:
+                header += f" {hunk.section_header}"
+            out, prev = [header], None
+            for i in sorted(keep):
+                if prev is not None and i - prev == 2:
+                    keep_line = lines[prev + 1]        # a one-line gap: show it, not "[...]"
+                    out.append(f"{keep_line.line_type}{keep_line.value.rstrip()}")
+                elif prev is not None and i - prev > 2:
+                    out.append("[...]")
+                out.append(f"{lines[i].line_type}{lines[i].value.rstrip()}")
+                prev = i
+            return out
+    return []
+
+
+def render_terse(review: Review, **_opts) -> str:
+    """One line per problem, nothing when clean: for `b4 prep --check` (prep-perpatch-check-cmd),
+    which reads each output line as a warning, or as a failure when it holds "ERROR:"."""
+    out = []
+    for p in review.apply:
+        if not p.ok and p.state == "failed":
+            why = ", ".join(p.conflict_files) or (p.message.splitlines() or ["git am failed"])[0]
+            out.append(f"ERROR: patch {p.number} did not apply: {why}")
+    failing = {id(f) for f in review.failing_findings()}
+    for f in review.findings:
+        level = "ERROR" if id(f) in failing else f.severity.upper()
+        out.append(f"{level}: {f.rule}: {f.file}:{f.line}: {f.message}")
+    for c in review.new_failures():
+        out.append(f"ERROR: new failure: {c.target} {c.suite}/{c.binary}: {cell_detail(c)}")
+    return "".join(l + "\n" for l in out)

@@ -1,0 +1,191 @@
+"""A mailing-list reply to the series, RFC 5322, ready for `git send-email`/`mutt -H` (never sent).
+
+Kernel-test-robot style: verdict first, then per patch the findings quoted
+against the patch's own lines in `> ` reply style, then the failing matrix
+cells with the command that reproduces each, and — only when something is
+reported — `Reported-by:` immediately followed by `Closes:` (checkpatch wants
+that pairing).  Prose is wrapped at 72 columns, nothing the renderer writes
+passes 80; quoted patch lines are the patch's own.
+
+Identities come from `[email]` in ~/.config/mmreview/config.toml:
+
+    [email]
+    from = "Ada Reviewer <ada@example.org>"     # the From: of the reply
+    reported_by = "mmreview <mmreview@localhost>"  # defaults to `from`
+    closes_url = "https://lore.kernel.org/r/"      # Closes: <closes_url><reply's Message-ID>
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import textwrap
+from datetime import datetime
+import tomllib
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, getaddresses
+from pathlib import Path
+
+from ..review import DID_NOT_APPLY, Review
+from . import VERDICT_LABEL, plural, cell_detail, failing_cells, location, quote_patch
+
+WIDTH = 72
+DEFAULT_FROM = "mmreview <mmreview@localhost>"
+DEFAULT_CLOSES_URL = "https://lore.kernel.org/r/"
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return Path(base) / "mmreview" / "config.toml"
+
+
+def identities(sender: str | None = None) -> dict[str, str]:
+    """from / reported_by / closes_url: --from, then the config file, then defaults."""
+    conf: dict = {}
+    path = config_path()
+    if path.is_file():
+        try:
+            conf = tomllib.loads(path.read_text()).get("email", {})
+        except (tomllib.TOMLDecodeError, OSError):
+            conf = {}
+    frm = sender or conf.get("from") or DEFAULT_FROM
+    return {"from": frm, "reported_by": conf.get("reported_by") or frm,
+            "closes_url": conf.get("closes_url") or DEFAULT_CLOSES_URL}
+
+
+def _wrap(text: str, indent: str = "") -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent,
+                         break_long_words=False, break_on_hyphens=False) or [""]
+
+
+def _command_lines(cmd: str, indent: str = "    ") -> list[str]:
+    """A shell command split with backslash continuations so no line passes 80 columns."""
+    words = cmd.split(" ")
+    lines, cur = [], indent
+    for w in words:
+        if cur.strip() and len(cur) + 1 + len(w) > 78:
+            lines.append(cur + " \\")
+            cur = indent + "  " + w
+        else:
+            cur = f"{cur} {w}" if cur.strip() else cur + w
+    lines.append(cur)
+    return lines
+
+
+def _first_name(author: str) -> str:
+    name = getaddresses([author])[0][0]
+    return name.split()[0] if name else ""
+
+
+def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
+    s = review.series
+    out: list[str] = []
+    hi = _first_name(s.author)
+    out += [f"Hi {hi}," if hi else "Hello,", ""]
+    out += _wrap(f"mmreview {review.tool_version} reviewed this series "
+                 f"(v{s.version}, {plural(len(s.patches), 'patch', 'es')}) on {review.tree.base_sha[:12]} "
+                 f"({review.tree.base_reason}), profile {review.profile}.")
+    out += [""] + _wrap(f"Verdict: {review.summary()}") + [""]
+
+    if review.verdict == DID_NOT_APPLY:
+        p = review.failed_patch
+        assert p is not None
+        out += _wrap(f"[PATCH {p.number}/{len(review.apply)}] {p.subject}")
+        out += _wrap("does not apply with git am --3way"
+                     + (f"; conflicts in {', '.join(p.conflict_files)}" if p.conflict_files
+                        else "") + ":", "  ")
+        for line in p.message.splitlines()[:8]:
+            out += _wrap(line, "    ")
+        out.append("")
+
+    for p in s.patches:
+        fs = review.findings_for(p.number)
+        if not fs:
+            continue
+        out += _wrap(f"[PATCH {p.number}/{len(s.patches)}] {p.subject}") + [""]
+        for f in fs:
+            quoted = quote_patch(p.diff, f.file, f.line, f.excerpt)
+            if quoted:
+                out.append(f"> diff --git a/{f.file} b/{f.file}")
+                out += [f"> {q}".rstrip() for q in quoted]
+            else:
+                out += [f"> +{e}".rstrip() for e in f.excerpt]
+            out.append("")
+            out += _wrap(f"{f.severity}: {f.rule}: {f.message}")
+            if f.fixed_by:
+                out += _wrap(f"(patch {f.fixed_by} removes it again, but this patch breaks "
+                             f"bisection.)")
+            info = review.rule(f.rule)
+            if info and info.rationale:
+                out.append("")
+                out += _wrap(info.rationale, "  ")
+                if info.source:
+                    out += _wrap(f"({info.source})", "  ")
+            out.append("")
+
+    bad = failing_cells(review)
+    if bad:
+        out += _wrap("Userland suites (tools/testing) after the series:") + [""]
+        for c in bad:
+            out += _wrap(f"{c.target} {c.suite}/{c.binary}: {VERDICT_LABEL[c.verdict]} "
+                         f"({cell_detail(c)})", "  ")
+            for line in c.tip.excerpt[:10]:
+                line = line.rstrip()
+                out.append(("    " + line)[:80])
+            if c.tip.command:
+                out.append("  To reproduce:")
+                out += _command_lines(c.tip.command)
+            out.append("")
+
+    ran = sorted({c.target for c in review.cells})
+    if ran:
+        counts: dict[str, int] = {}
+        for c in review.cells:
+            counts[c.verdict] = counts.get(c.verdict, 0) + 1
+        out += _wrap(f"Matrix: {len(review.cells)} cells on {', '.join(ran)}: "
+                     + ", ".join(f"{n} {VERDICT_LABEL[v]}" for v, n in counts.items()) + ".")
+        out.append("")
+    for n in review.not_applied:
+        out += _wrap(f"Not applied: {n.rule}" + (f" on {n.file}" if n.file else "")
+                     + f": {n.reason}")
+    if review.not_applied:
+        out.append("")
+
+    if review.findings or bad or review.verdict == DID_NOT_APPLY:
+        out += _wrap("If you fix the issue in a separate patch/commit (i.e. not just a new "
+                     "version of the same patch/commit), kindly add following tags")
+        out += [f"Reported-by: {ids['reported_by']}",
+                f"Closes: {ids['closes_url']}{msgid.strip('<>')}/", ""]
+    out = [l.rstrip() for l in out]
+    out += ["-- ", f"mmreview {review.tool_version}"]     # the signature separator keeps its space
+    return "\n".join(out) + "\n"
+
+
+def render_email(review: Review, sender: str | None = None, msgid: str | None = None,
+                 date: str | None = None, **_opts) -> str:
+    ids = identities(sender)
+    s = review.series
+    frm = ids["from"]
+    domain = getaddresses([frm])[0][1].rpartition("@")[2] or "localhost"
+    # Short enough that the Closes: link stays within 80 columns.
+    msgid = msgid or f"<mmreview-{review.tree.tip_sha[:12]}-{secrets.token_hex(4)}@{domain}>"
+    subject = s.reply_subject or s.cover_subject or s.title
+    msg = EmailMessage(policy=SMTP.clone(max_line_length=998))
+    msg["From"] = frm
+    to = [s.author] if s.author else []
+    msg["To"] = ", ".join(to) if to else "undisclosed-recipients:;"
+    cc = [a for a in dict.fromkeys(s.to + s.cc) if a and a not in to]
+    if cc:
+        msg["Cc"] = ", ".join(cc)
+    msg["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    msg["Date"] = date or format_datetime(datetime.fromisoformat(review.created))
+    msg["Message-ID"] = msgid
+    if s.reply_to_id:
+        ref = f"<{s.reply_to_id.strip('<>')}>"
+        msg["In-Reply-To"] = ref
+        msg["References"] = ref
+    msg["X-Mmreview-Verdict"] = review.verdict
+    msg.set_content(render_body(review, ids, msgid), charset="utf-8", cte="8bit")
+    return msg.as_string()
+

@@ -1,0 +1,158 @@
+"""The terminal report (rich): verdict first, the patches, the matrix as a coloured grid, the
+findings with their lines highlighted as C, then each failure's log and reproduce command.
+
+On a terminal it is coloured; written to a pipe or a file (CI logs) it is plain text: no
+escape codes.  The live progress display while a review runs is the pipeline's, not this.
+"""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from ..results import V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
+from ..review import CLEAN, DID_NOT_APPLY, FINDINGS, REGRESSIONS, Review
+from . import VERDICT_LABEL, plural, cell_detail, failing_cells, grid, location
+
+VERDICT_STYLE = {CLEAN: "bold green", FINDINGS: "bold yellow", REGRESSIONS: "bold red",
+                 DID_NOT_APPLY: "bold red"}
+CELL_STYLE = {V_PASS: "green", V_NEW: "bold white on red", V_PRE: "yellow", V_FIXED: "cyan",
+              V_NOT_RUN: "dim"}
+SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+APPLY_STYLE = {"applied": "green", "applied-3way": "yellow", "failed": "bold red",
+               "not-attempted": "dim"}
+
+
+def print_review(review: Review, console: Console) -> None:
+    for part in _parts(review, console.is_terminal):
+        console.print(part)
+
+
+def report_console(file=None) -> Console:
+    """stdout as the report wants it: the terminal's width and colours on a tty; plain text,
+    100 columns (or $COLUMNS) in a pipe or a CI log."""
+    import os
+    import sys
+    out = file or sys.stdout
+    tty = out.isatty()
+    width = None if tty else int(os.environ.get("COLUMNS") or 100)
+    return Console(file=out, width=width, highlight=False, emoji=False,
+                   color_system="auto" if tty else None)
+
+
+def render_text(review: Review, color: bool = False, width: int = 100, **_opts) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=color, color_system="standard"
+                      if color else None, highlight=False, emoji=False)
+    print_review(review, console)
+    return buf.getvalue()
+
+
+def _parts(review: Review, fancy: bool):
+    s, t = review.series, review.tree
+    v = review.verdict
+    head = Text()
+    head.append(f"{v.upper()}", style=VERDICT_STYLE[v])
+    head.append(f"  {review.summary()}")
+    sub = Text(f"{s.title} (v{s.version}, {plural(len(s.patches), 'patch', 'es')}) by {s.author}\n"
+               f"base {t.base_sha[:12]} ({t.base_reason}), tip {t.tip_sha[:12]}; "
+               f"profile {review.profile}; fails on {review.fail_on}", style="dim" if fancy else "")
+    yield Panel(Group(head, sub), title="mmreview", title_align="left",
+                border_style=VERDICT_STYLE[v].split()[-1], expand=True)
+
+    patches = Table(title="Patches", title_justify="left", expand=False)
+    patches.add_column("#", justify="right")
+    patches.add_column("subject", overflow="fold")
+    patches.add_column("apply")
+    patches.add_column("findings")
+    for p in review.apply:
+        fs = review.findings_for(p.number)
+        ftext = Text()
+        for sev in ("error", "warning", "info"):
+            n = sum(1 for f in fs if f.severity == sev)
+            if n:
+                ftext.append(f"{n} {sev} ", style=SEV_STYLE[sev])
+        state = Text(p.state, style=APPLY_STYLE.get(p.state, ""))
+        if p.conflict_files:
+            state.append(f" ({', '.join(p.conflict_files)})")
+        patches.add_row(str(p.number), p.subject, state, ftext if fs else Text("-", style="dim"))
+    yield patches
+    failed = review.failed_patch
+    if failed and failed.message:
+        yield Text(f"git am on patch {failed.number}:\n" + failed.message, style="red")
+
+    yield from _matrix(review)
+    yield from _findings(review)
+    yield from _failures(review)
+
+    for n in review.not_applied:
+        yield Text(f"not applied: {n.rule}" + (f" on {n.file}" if n.file else "")
+                   + f": {n.reason}", style="yellow")
+    for n in s.notes + review.notes:
+        if not n.startswith("matrix not run"):
+            yield Text(f"note: {n}", style="dim")
+
+
+def _matrix(review: Review):
+    g = grid(review)
+    if not g.cells:
+        why = next((n for n in review.notes if n.startswith("matrix not run")),
+                   "matrix not run")
+        yield Text(f"Matrix: {why.removeprefix('matrix ')}", style="dim")
+        return
+    table = Table(title="Matrix (base -> tip)", title_justify="left")
+    table.add_column("target")
+    for suite, binary in g.columns:
+        table.add_column(f"{suite}\n{binary}" if suite != binary else binary, justify="center")
+    for target in g.targets:
+        row = [Text(target)]
+        for col in g.columns:
+            c = g.get(target, col)
+            if c is None:
+                row.append(Text(""))
+                continue
+            row.append(Text(VERDICT_LABEL[c.verdict], style=CELL_STYLE[c.verdict]))
+        table.add_row(*row)
+    yield table
+    unavailable = [t for t in review.targets if not t.available]
+    for t in unavailable:
+        yield Text(f"target {t.name} not available: {t.reason}", style="dim")
+
+
+def _findings(review: Review):
+    if not review.findings:
+        return
+    yield Text("Findings", style="bold")
+    for f in sorted(review.findings, key=lambda f: (f.patch, f.file, f.line)):
+        line = Text()
+        line.append(f"{f.severity:<7}", style=SEV_STYLE.get(f.severity, ""))
+        line.append(f" {f.rule}", style="bold")
+        line.append(f"  patch {f.patch}  {location(f)}")
+        yield line
+        yield Text(f"  {f.message}" + (f" (removed again by patch {f.fixed_by})"
+                                        if f.fixed_by else ""))
+        if f.excerpt:
+            yield Syntax("\n".join(f.excerpt), "c", line_numbers=True, start_line=max(1, f.line),
+                         highlight_lines={max(1, f.line)}, theme="ansi_dark", word_wrap=True,
+                         background_color="default")
+        info = review.rule(f.rule)
+        if info and info.rationale:
+            yield Text(f"  why: {info.rationale}" + (f" ({info.source})" if info.source else ""),
+                       style="dim")
+
+
+def _failures(review: Review):
+    for c in failing_cells(review):
+        title = Text()
+        title.append(VERDICT_LABEL[c.verdict], style=CELL_STYLE[c.verdict])
+        title.append(f"  {c.target} {c.suite}/{c.binary}: {cell_detail(c)}")
+        yield title
+        for l in c.tip.excerpt:
+            yield Text(f"    {l}", style="dim")
+        if c.tip.command:
+            yield Text(f"  reproduce: {c.tip.command}")

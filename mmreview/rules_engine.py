@@ -1,0 +1,246 @@
+"""Review rules: load them from rules/, run them on what a series adds, suppress on request.
+
+API (for `mmreview check` and `mmreview rules`):
+
+    from mmreview.rules_engine import run_rules, load_rules, RulesResult
+    with apply_series(tree, series) as co:
+        res = run_rules(series, co, ignore=("checkpatch",), only=None)
+    res.findings     # list[Finding], ordered by patch, file, line
+    res.rules        # list[RuleInfo] of the rules that ran
+    res.not_applied  # list[NotApplied]: a rule that could not run on a file, or at all, and why
+    res.ignored      # ids skipped (--ignore, .mmreview.toml, [tool.mmreview] in the tree's pyproject.toml)
+    res.to_json()    # {"findings": [{"rule","severity","patch","file","line","function","message",...}],
+                     #  "rules": [...], "not_applied": [...], "ignored": [...]}
+
+A rule is one file rules/<name>.py with ID, SEVERITY, TITLE, RATIONALE, SOURCE and
+`check(ctx: RuleContext) -> list[Finding]`.  Ids to ignore match a rule id
+exactly or a prefix before ":" (`checkpatch` ignores every `checkpatch:TYPE`).
+
+What the engine guarantees to every rule: only applied patches are seen; line
+numbers are those of the tree after the patch; a finding on a line that a later
+patch of the series removes again gets `fixed_by` set to that patch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Iterator
+
+from .cparse import CFile, Function, parse
+from .diffmap import FileChange, Line, PatchChange, follow_line, patch_changes
+from .errors import BadInput
+from .findings import Finding, NotApplied, RuleInfo
+
+RULE_FIELDS = ("ID", "SEVERITY", "TITLE", "RATIONALE", "SOURCE", "check")
+
+
+def rules_dir() -> Path:
+    import mmreview
+    return Path(mmreview.__file__).resolve().parent.parent / "rules"
+
+
+@dataclass
+class Rule:
+    info: RuleInfo
+    module: ModuleType
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+
+def load_rules(directory: Path | None = None) -> list[Rule]:
+    """Every rules/*.py (not starting with "_"), sorted by id; a malformed rule is an error, not a skip."""
+    directory = directory or rules_dir()
+    if not directory.is_dir():
+        raise BadInput(str(directory), "no rules directory")
+    out = []
+    for path in sorted(directory.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"mmreview_rules.{path.stem}", path)
+        assert spec and spec.loader
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        missing = [f for f in RULE_FIELDS if not hasattr(mod, f)]
+        if missing:
+            raise BadInput(str(path), f"not a rule: missing {', '.join(missing)}")
+        out.append(Rule(RuleInfo(id=mod.ID, severity=mod.SEVERITY, title=mod.TITLE,
+                                 rationale=" ".join(mod.RATIONALE.split()), source=mod.SOURCE), mod))
+    out.sort(key=lambda r: r.id)
+    return out
+
+
+def find_rule(rule_id: str, rules: list[Rule] | None = None) -> Rule | None:
+    rules = rules if rules is not None else load_rules()
+    base = rule_id.split(":", 1)[0]
+    return next((r for r in rules if r.id == rule_id), None) or next((r for r in rules if r.id == base), None)
+
+
+def _matches(rule_id: str, ids) -> bool:
+    return any(rule_id == i or rule_id.split(":", 1)[0] == i for i in ids)
+
+
+@dataclass
+class RulesResult:
+    findings: list[Finding]
+    rules: list[RuleInfo]
+    not_applied: list[NotApplied]
+    ignored: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)   # per rule id
+
+    def to_json(self) -> dict:
+        return {"findings": [f.to_json() for f in self.findings],
+                "rules": [r.to_json() for r in self.rules],
+                "not_applied": [n.to_json() for n in self.not_applied],
+                "ignored": list(self.ignored)}
+
+
+class RuleContext:
+    """What a check sees: the series' changes per patch, the trees at base and after each patch."""
+
+    def __init__(self, series, checkout, changes: list[PatchChange]):
+        self.series = series
+        self.checkout = checkout
+        self.patches = changes
+        self.base_rev = checkout.base_sha
+        self.tip_rev = changes[-1].rev_after if changes else checkout.base_sha
+        self.rule: Rule | None = None
+        self.not_applied: list[NotApplied] = []
+        self._src: dict[tuple[str, str], bytes | None] = {}
+
+    # -- trees
+    def source(self, rev: str, path: str) -> bytes | None:
+        key = (rev, path)
+        if key not in self._src:
+            self._src[key] = self.checkout.show(rev, path)
+        return self._src[key]
+
+    def cfile(self, rev: str, path: str) -> CFile | None:
+        src = self.source(rev, path)
+        return parse(src) if src is not None else None
+
+    def series_touches(self, prefixes: tuple[str, ...]) -> bool:
+        return any(f.path.startswith(prefixes) or (f.old_path or "").startswith(prefixes)
+                   for pc in self.patches for f in pc.files)
+
+    # -- what the series adds
+    def c_changes(self) -> Iterator[tuple[PatchChange, FileChange, CFile]]:
+        """C files with added lines, parsed at the patch's post-image.  A file tree-sitter cannot
+        make sense of is reported as not applied for the running rule, and skipped."""
+        for pc in self.patches:
+            for fc in pc.files:
+                if not fc.is_c or not fc.added:
+                    continue
+                cf = self.cfile(pc.rev_after, fc.path)
+                if cf is None:
+                    continue
+                reason = _unparseable(cf, fc)
+                if reason:
+                    self.skip(fc.path, f"patch {pc.number}: {reason}")
+                    continue
+                yield pc, fc, cf
+
+    def added_in(self, fc: FileChange, fn: Function) -> list[Line]:
+        return [ln for ln in fc.added if fn.start <= ln.no <= fn.end]
+
+    def prior_lines(self, pc: PatchChange, path: str, function: str | None) -> set[str]:
+        """Stripped lines of `function` in `path` at the series' base and just before patch `pc`:
+        an added line found there was not introduced by the series (moved or re-added code)."""
+        out: set[str] = set()
+        if not function:
+            return out
+        for rev in {self.base_rev, pc.rev_before}:
+            cf = self.cfile(rev, path)
+            fn = cf.function_named(function) if cf else None
+            if fn:
+                out.update(" ".join(l.split()) for l in fn.lines(cf.text_lines))
+        return out
+
+    def prior_function(self, pc: PatchChange, path: str, function: str) -> list[tuple[CFile, Function]]:
+        out = []
+        for rev in dict.fromkeys([self.base_rev, pc.rev_before]):
+            cf = self.cfile(rev, path)
+            fn = cf.function_named(function) if cf else None
+            if fn:
+                out.append((cf, fn))
+        return out
+
+    # -- reporting
+    def finding(self, pc: PatchChange, path: str, line: int, message: str, function: str | None = None,
+                excerpt: list[str] | None = None, rule: str | None = None,
+                severity: str | None = None) -> Finding:
+        assert self.rule is not None
+        return Finding(rule=rule or self.rule.id, severity=severity or self.rule.info.severity,
+                       patch=pc.number, patch_subject=pc.subject, file=path, line=line,
+                       function=function, message=message, excerpt=list(excerpt or []))
+
+    def skip(self, path: str | None, reason: str) -> None:
+        assert self.rule is not None
+        self.not_applied.append(NotApplied(rule=self.rule.id, file=path, reason=reason))
+
+
+def _unparseable(cf: CFile, fc: FileChange) -> str | None:
+    if cf.error_ratio > 0.3:
+        return f"tree-sitter-c could not parse {fc.path} ({cf.error_ratio:.0%} of its lines in error)"
+    bad = [ln.no for ln in fc.added if ln.text.strip() and cf.unparsed_at(ln.no)]
+    if bad:
+        return f"tree-sitter-c could not parse {fc.path} around line {bad[0]}"
+    return None
+
+
+def tree_ignores(checkout, rev: str) -> list[str]:
+    """Rule ids the tree itself asks to skip: `.mmreview.toml` (ignore = [...]) and
+    `[tool.mmreview] ignore = [...]` in its pyproject.toml, at the tip of the series."""
+    out: list[str] = []
+    for path, pick in ((".mmreview.toml", lambda d: d), ("pyproject.toml",
+                                                         lambda d: d.get("tool", {}).get("mmreview", {}))):
+        raw = checkout.show(rev, path)
+        if raw is None:
+            continue
+        try:
+            data = pick(tomllib.loads(raw.decode("utf-8", "replace")))
+        except tomllib.TOMLDecodeError as exc:
+            raise BadInput(f"{path} in the tree", f"not valid TOML: {exc}")
+        ids = data.get("ignore", []) if isinstance(data, dict) else []
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise BadInput(f"{path} in the tree", "ignore must be a list of rule ids")
+        out += ids
+    return out
+
+
+def run_rules(series, checkout, ignore=(), only=None, rules: list[Rule] | None = None) -> RulesResult:
+    """Run every rule (or those in `only`) except the ignored ones on the applied part of `series`."""
+    rules = rules if rules is not None else load_rules()
+    changes = patch_changes(series, checkout)
+    tip = changes[-1].rev_after if changes else checkout.base_sha
+    ignored = list(dict.fromkeys([*ignore, *tree_ignores(checkout, tip)]))
+    ctx = RuleContext(series, checkout, changes)
+    findings: list[Finding] = []
+    ran: list[RuleInfo] = []
+    seconds: dict[str, float] = {}
+    index = {pc.number: i for i, pc in enumerate(changes)}
+    for rule in rules:
+        if only is not None and not _matches(rule.id, only):
+            continue
+        if _matches(rule.id, ignored):
+            continue
+        ctx.rule = rule
+        t0 = time.monotonic()
+        got = rule.module.check(ctx) or []
+        seconds[rule.id] = time.monotonic() - t0
+        ran.append(rule.info)
+        for f in got:
+            if _matches(f.rule, ignored):
+                continue
+            if f.fixed_by is None and f.patch in index and f.line > 0:
+                f.fixed_by = follow_line(changes, index[f.patch], f.file, f.line)
+            findings.append(f)
+    findings.sort(key=lambda f: (f.patch, f.file, f.line, f.rule))
+    return RulesResult(findings=findings, rules=ran, not_applied=ctx.not_applied, ignored=ignored,
+                       seconds=seconds)

@@ -1,0 +1,72 @@
+"""error-path-needs-test: a new failure path in dup_mmap() or the maple tree, and no test for it."""
+
+import re
+
+from mmreview.cparse import identifiers
+from mmreview.rulehelpers import functions_with_additions, new_lines
+
+ID = "error-path-needs-test"
+SEVERITY = "warning"
+TITLE = "New failure path in dup_mmap() or lib/maple_tree.c without a test case"
+RATIONALE = """
+Error paths that only run when an allocation fails are the ones nobody exercises.  Reviewing the
+__mt_dup() conversion of dup_mmap(), Liam Howlett asked for exactly that: "we should have a testcase to
+test this scenario", suggesting a fault injected at a given interval for a task with a given name, and
+the maple tree's own userland suite (tools/testing/radix-tree, lib/test_maple_tree.c) and the VMA suite
+(tools/testing/vma) are where such a case belongs.
+"""
+SOURCE = ("Liam R. Howlett, linux-kernel/linux-mm, Sep 2023, Re: [PATCH v2 6/6] fork: Use __mt_dup() to "
+          "duplicate maple tree in dup_mmap()")
+
+TESTS = ("tools/testing/radix-tree/", "tools/testing/vma/", "lib/test_maple_tree.c",
+         "tools/testing/shared/")
+ERROR_LABEL = re.compile(r"^(out|err|fail|bail|nomem|enomem|error|abort|unwind|undo|loop_out|cleanup|"
+                         r"free|unlock|unacct)", re.I)
+
+
+def _where(path: str, fn: str) -> bool:
+    return (path == "kernel/fork.c" and fn == "dup_mmap") or path == "lib/maple_tree.c"
+
+
+def _failure_lines(cf, fn, lines):
+    out = {}
+    for node_line, text in _gotos_and_enomem(cf, fn, lines):
+        out.setdefault(node_line, text)
+    return out
+
+
+def _gotos_and_enomem(cf, fn, lines):
+    stack = [fn.node]
+    while stack:
+        n = stack.pop()
+        ln = n.start_point[0] + 1
+        if n.type == "goto_statement" and ln in lines:
+            label = n.child_by_field_name("label")
+            name = label.text.decode() if label is not None else ""
+            if ERROR_LABEL.match(name):
+                yield ln, f"goto {name}"
+            continue
+        if n.type == "identifier" and n.text == b"ENOMEM" and ln in lines:
+            yield ln, "-ENOMEM"
+            continue
+        if n.type == "comment":
+            continue
+        stack.extend(n.children)
+
+
+def check(ctx):
+    if ctx.series_touches(TESTS):
+        return []
+    out = []
+    for pc, fc, cf in ctx.c_changes():
+        for fn in functions_with_additions(fc, cf):
+            if not _where(fc.path, fn.name):
+                continue
+            lines = new_lines(ctx, pc, fc, cf, fn)
+            for ln, what in sorted(_failure_lines(cf, fn, lines).items()):
+                out.append(ctx.finding(
+                    pc, fc.path, ln,
+                    f"{fn.name}() gains a failure path ({what}) but the series adds no test under "
+                    "tools/testing/radix-tree, tools/testing/vma or lib/test_maple_tree.c",
+                    function=fn.name, excerpt=[cf.line_text(ln).strip()]))
+    return out

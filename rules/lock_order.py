@@ -1,0 +1,67 @@
+"""lock-order: a changed function takes a lock the mm/rmap.c hierarchy puts above one it holds."""
+
+from mmreview.lockorder import NoHierarchy, parse_hierarchy, violations
+
+ID = "lock-order"
+SEVERITY = "error"
+TITLE = "Lock taken against the order documented at the head of mm/rmap.c"
+RATIONALE = """
+Lock ordering is not something to change because a new order looks nicer: the comment at the head of
+mm/rmap.c is the authority, and mm/mremap.c shows the usual order of file versus anon rmap locks
+(i_mmap_rwsem before anon_vma->rwsem).  Hugh Dickins found exactly this in the maple-tree rework of
+vma_expand(), which took the anon_vma lock before the file's i_mmap lock, while hunting rmap BUGs under
+swapping load.
+"""
+SOURCE = ("Hugh Dickins, maple-tree list, 7 Jul 2022, Re: [PATCH] maple_tree: Fix use of node for "
+          "global range in mas_wr_spanning_store()")
+
+RMAP = "mm/rmap.c"
+
+
+def _pairs(calls, order):
+    return {(v.held_call.name, v.taken_call.name) for v in violations(calls, order)}
+
+
+def check(ctx):
+    src = ctx.source(ctx.tip_rev, RMAP)
+    if src is None:
+        ctx.skip(None, f"the tree has no {RMAP}, so no lock hierarchy to check against")
+        return []
+    try:
+        hier = parse_hierarchy(src.decode("utf-8", "replace"), RMAP)
+    except NoHierarchy as exc:
+        ctx.skip(RMAP, f"could not run: {exc}")
+        return []
+    out = []
+    for pc, fc, cf in ctx.c_changes():
+        added = fc.added_numbers
+        seen_fns = set()
+        for ln in fc.added:
+            fn = cf.function_at(ln.no)
+            if fn is None or fn.name in seen_fns:
+                continue
+            seen_fns.add(fn.name)
+            order = hier.order_for(fc.path, fn.name)
+            found = violations(cf.calls(fn), order)
+            if not found:
+                continue
+            before = set()
+            for pcf, pfn in ctx.prior_function(pc, fc.path, fn.name):
+                before |= _pairs(pcf.calls(pfn), order)
+            for v in found:
+                held, taken, o = v.held_call, v.taken_call, v.order
+                if taken.line not in added and held.line not in added:
+                    continue
+                if (held.name, taken.name) in before:
+                    continue
+                line = taken.line if taken.line in added else held.line
+                msg = (f"{fn.name}() takes {o.before} ({taken.name}, line {taken.line}) while holding "
+                       f"{o.after} ({held.name}, line {held.line}); {RMAP} orders "
+                       f"\"{o.before_line}\" (line {o.before_no}) above \"{o.after_line}\" "
+                       f"(line {o.after_no})")
+                out.append(ctx.finding(pc, fc.path, line, msg, function=fn.name,
+                                       excerpt=[f"{RMAP}:{o.before_no}: {o.before_line}",
+                                                f"{RMAP}:{o.after_no}: {o.after_line}",
+                                                cf.line_text(held.line).strip(),
+                                                cf.line_text(taken.line).strip()]))
+    return out

@@ -1,0 +1,41 @@
+"""xa-zero-marker: XA_ZERO_ENTRY stored into the mm's VMA tree."""
+
+from mmreview.rulehelpers import functions_with_additions, in_mm, new_lines
+
+ID = "xa-zero-marker"
+SEVERITY = "error"
+TITLE = "XA_ZERO_ENTRY stored into the VMA tree as a marker"
+RATIONALE = """
+Marking a failure point in the mm's VMA tree with XA_ZERO_ENTRY (so that exit_mmap() knows where the
+copied VMAs stop) leaves an entry that other walkers of the tree can find once the mmap lock is
+dropped, and it forces every user of the tree to know about the special case.  Liam Howlett objected
+to teaching the exit path about it when dup_mmap() was converted to __mt_dup(), and Jann Horn, in
+favour of removing it again, asked that such complexity be pushed down into the maple tree instead of
+its users.
+"""
+SOURCE = ("Jann Horn, linux-mm, 15 Aug 2025, Re: [RFC PATCH 0/6] Remove XA_ZERO from error recovery of "
+          "dup_mmap(); Liam R. Howlett, linux-kernel, Sep 2023, Re: [PATCH v2 6/6] fork: Use __mt_dup() "
+          "to duplicate maple tree in dup_mmap()")
+
+STORES = {"mas_store", "mas_store_gfp", "mas_store_prealloc", "mas_insert", "vma_iter_store",
+          "vma_iter_store_gfp", "vma_iter_bulk_store", "mtree_store", "mtree_store_range",
+          "mtree_insert", "mtree_insert_range"}
+
+
+def check(ctx):
+    out = []
+    for pc, fc, cf in ctx.c_changes():
+        if not in_mm(fc.path):
+            continue
+        for fn in functions_with_additions(fc, cf):
+            lines = new_lines(ctx, pc, fc, cf, fn)
+            for call in cf.calls(fn):
+                if call.line in lines and call.name in STORES and \
+                        any("XA_ZERO_ENTRY" in a for a in call.args[1:]):
+                    out.append(ctx.finding(
+                        pc, fc.path, call.line,
+                        f"{call.name}() stores XA_ZERO_ENTRY into the VMA tree in {fn.name}(); "
+                        "clean the tree up before dropping the lock instead of leaving a marker "
+                        "for exit_mmap() and other walkers to trip over",
+                        function=fn.name, excerpt=[cf.line_text(call.line).strip()]))
+    return out

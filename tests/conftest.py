@@ -1,0 +1,65 @@
+"""Shared fixtures: the real provisioned kernel tree and scratch clones of it.
+
+The default tree is built once per machine (`mmreview tree init`, ~80 s) and
+reused; tests never write to it.  Tests that need a tree they may change get a
+clone sharing its objects.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mmreview import tree as tree_mod
+
+REPO = Path(__file__).resolve().parents[1]
+SERIES = REPO / "series"
+BASE_SHA = "95ba86de1f0d16a60e2fb689cf5ce4a786bad879"   # `mmreview tree init` on linux-source-6.12 6.12.117-1~deb12u1
+
+GIT_ID = {"GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "test@example.org",
+          "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "test@example.org"}
+
+
+def git(repo: Path | str, *args: str, input: bytes | None = None, check: bool = True) -> str:
+    proc = subprocess.run(["git", "-C", str(repo), *args], input=input, capture_output=True,
+                          env={**os.environ, **GIT_ID, "LC_ALL": "C"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr.decode()}")
+    return proc.stdout.decode().strip()
+
+
+def mmreview(*args: str, input: bytes | None = None, env: dict | None = None,
+             timeout: float = 3600) -> subprocess.CompletedProcess:
+    """Run the real CLI as a user would."""
+    return subprocess.run(["mmreview", *args], input=input, capture_output=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, cwd=REPO)
+
+
+@pytest.fixture(scope="session")
+def kernel_tree() -> Path:
+    """The provisioned default tree (bare), built on first use."""
+    path, _ = tree_mod.init_default_tree()
+    assert git(path, "rev-parse", "HEAD") == BASE_SHA, "the default tree is not the expected 6.12.117 import"
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_clone(kernel_tree: Path, tmp_path_factory) -> Path:
+    """A full checkout of the kernel (objects shared), for tests that only read it."""
+    dest = tmp_path_factory.mktemp("kernel") / "linux"
+    git(dest.parent, "clone", "--quiet", "--shared", str(kernel_tree), str(dest))
+    return dest
+
+
+@pytest.fixture
+def user_clone(kernel_tree: Path, tmp_path: Path) -> Path:
+    """A kernel checkout the test may change, as a user's would be (no working-tree checkout of
+    90k files: sparse, so it is quick; git treats it as a normal repository)."""
+    dest = tmp_path / "linux"
+    git(tmp_path, "clone", "--quiet", "--shared", "--no-checkout", str(kernel_tree), str(dest))
+    git(dest, "sparse-checkout", "set", "mm", "lib", "tools/testing/radix-tree")
+    git(dest, "checkout", "--quiet", "master")
+    return dest
