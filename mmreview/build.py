@@ -151,10 +151,14 @@ def input_key(repo: Path, rev: str, spec: BuildSpec) -> str:
     """A hash of everything that went into a build: the suite's inputs as in the tree at `rev`
     (git object ids: no file is read), the target's definition, flags and compiler version."""
     listing = git_out(repo, "ls-tree", "--full-tree", rev, "--", *spec.paths())
+    urcu = ""
+    if spec.urcu_prefix:       # what went into a liburcu mmreview built (riscv_urcu's stamp)
+        stamp = Path(spec.urcu_prefix) / "mmreview-build.json"
+        urcu = stamp.read_text() if stamp.exists() else spec.urcu_prefix
     h = hashlib.sha256()
     for part in (CACHE_SCHEMA, WRAPPER_MK, spec.suite.name, spec.suite.directory, spec.target.source,
                  ",".join(spec.sanitizers), spec.urcu_prefix, compiler_version(spec.target.cc),
-                 ",".join(spec.target.runner), listing):
+                 ",".join(spec.target.runner), urcu, listing):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:24]

@@ -81,10 +81,28 @@ class CFile:
                               "linkage_specification", "declaration_list") or child.has_error:
                 self._collect(child)
 
+    def _uncovered(self, s: int, e: int) -> int:
+        """Lines of [s, e] that no recognised function covers."""
+        covered = set()
+        for fn in self.functions:
+            if fn.end >= s and fn.start <= e:
+                covered.update(range(max(s, fn.start), min(e, fn.end) + 1))
+        return (e - s + 1) - len(covered)
+
     @property
     def error_ratio(self) -> float:
-        bad = sum(e - s + 1 for s, e in self._errors)
+        """Share of the file lost to parse errors (lines in ERROR regions outside any function)."""
+        bad = sum(self._uncovered(s, e) for s, e in self._merged_errors())
         return bad / max(1, len(self.text_lines))
+
+    def _merged_errors(self) -> list[tuple[int, int]]:
+        out: list[list[int]] = []
+        for s, e in sorted(self._errors):
+            if out and s <= out[-1][1]:
+                out[-1][1] = max(out[-1][1], e)
+            else:
+                out.append([s, e])
+        return [(s, e) for s, e in out]
 
     def function_at(self, line: int) -> Function | None:
         best = None
@@ -99,10 +117,12 @@ class CFile:
         return max(found, key=lambda f: f.end - f.start) if found else None
 
     def unparsed_at(self, line: int) -> bool:
-        """True when `line` lies in a parse error outside any function definition."""
+        """True when `line` lies outside any function, in a parse error that spans several lines
+        (a function body tree-sitter could not recognise).  One-line errors at file level are
+        macros it does not know (DEFINE_*, __setup(...)): no function code is lost there."""
         if self.function_at(line):
             return False
-        return any(s <= line <= e for s, e in self._errors)
+        return any(s <= line <= e and self._uncovered(s, e) >= 3 for s, e in self._merged_errors())
 
     def calls(self, fn: Function | Node | None = None) -> list[Call]:
         """Call sites in textual order (within `fn`, or the whole file)."""

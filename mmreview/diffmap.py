@@ -98,13 +98,25 @@ def diff_between(repo, before: str, after: str) -> list[FileChange]:
 
 
 def patch_changes(series, checkout) -> list[PatchChange]:
-    """One PatchChange per applied patch (a patch that did not apply has no post-image to check)."""
-    out = []
+    """One PatchChange per applied patch (a patch that did not apply has no post-image to check).
+    All diffs come from one `git log -p` (one process instead of one per patch)."""
     commits = checkout.commits
+    if not commits:
+        return []
+    sep = "@@mmreview-commit@@ "
+    proc = run_git(checkout.path, "log", "--reverse", "--no-color", "--no-ext-diff", "-p", "-U0", "-M",
+                   "--first-parent", f"--format={sep}%H", f"{checkout.base_sha}..{commits[-1]}")
+    text = proc.stdout.decode("utf-8", "replace")
+    diffs: dict[str, str] = {}
+    for chunk in ("\n" + text).split("\n" + sep)[1:]:
+        sha, _, body = chunk.partition("\n")
+        diffs[sha.strip()] = body
+    out = []
     for i, patch in enumerate(series.patches[:len(commits)]):
         before, after = checkout.rev_after(i), checkout.rev_after(i + 1)
+        files = parse_diff(diffs[after]) if after in diffs else diff_between(checkout.path, before, after)
         out.append(PatchChange(number=patch.number, subject=patch.subject, rev_before=before,
-                               rev_after=after, files=diff_between(checkout.path, before, after)))
+                               rev_after=after, files=files))
     return out
 
 

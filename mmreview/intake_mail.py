@@ -9,7 +9,6 @@ dropped from bodies the way `git am` does by default (no --keep-cr).
 from __future__ import annotations
 
 import base64
-import email.header
 import email.policy
 import email.utils
 import re

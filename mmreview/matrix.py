@@ -54,7 +54,7 @@ from .tree import cache_dir
 
 @dataclass
 class Event:
-    kind: str                    # "plan" | "start" | "done"
+    kind: str                    # "plan" (total: cells to run) | "start" | "built" | "done" (one result)
     label: str = ""              # e.g. "arm64 radix-tree xarray @tip"
     total: int = 0               # plan: number of tasks
     result: RunResult | None = None
@@ -212,10 +212,9 @@ class _Scheduler:
 
     def _worker(self) -> None:
         while True:
-            item = self.q.get()
-            if item is None:
+            _, _, fn = self.q.get()
+            if fn is None:
                 return
-            _, _, fn = item
             try:
                 if not self.procs.cancelled.is_set():
                     fn()
@@ -239,14 +238,14 @@ class _Scheduler:
                 while self.pending:
                     self.done.wait(timeout=0.5)    # wakes for Ctrl-C in the main thread
         except BaseException:
-            self.procs.kill_all()
+            self.procs.kill_all()                 # running tasks end at once; queued ones are skipped
             raise
         finally:
+            # A sentinel sorts after every real task; each worker takes one and stops.
             for i, _ in enumerate(threads):
                 self.q.put((float("inf"), i, None))  # type: ignore[arg-type]
-        # A queue sentinel sorts last: workers drain real tasks first (they skip them once cancelled).
-        for t in threads:
-            t.join(timeout=10)
+            for t in threads:
+                t.join(timeout=30)
         if self.errors:
             raise self.errors[0]
 
@@ -271,7 +270,7 @@ class _Scheduler:
         wd.mkdir(parents=True)
         outcome = build(self.co, b.rev, b.spec, wd, self.procs)
         b.outcome = outcome
-        self.progress(Event("done", f"{b.label} build", seconds=outcome.duration))
+        self.progress(Event("built", f"{b.label} build", seconds=outcome.duration))
         for bin_ in b.binaries:
             if bin_.name in outcome.built:
                 self.submit(_estimate(b.spec.target, bin_), lambda bin_=bin_: self._do_run(b, bin_))
@@ -283,6 +282,7 @@ class _Scheduler:
                               command=b.spec.user_command(bin_.name),
                               sanitizers=list(b.spec.sanitizers))
                 self._record(b, r)
+                self.progress(Event("done", f"{b.label} {bin_.name}", result=r))
 
     def _do_run(self, b: _Build, bin_: Binary) -> None:
         assert b.outcome is not None

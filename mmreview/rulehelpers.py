@@ -12,9 +12,23 @@ def norm(text: str) -> str:
 
 
 def new_lines(ctx, pc, fc, cf, fn):
-    """Added lines of `fn` that neither the base nor the previous revision had in the same function."""
-    prior = ctx.prior_lines(pc, fc.path, fn.name)
-    return {ln.no for ln in ctx.added_in(fc, fn) if norm(ln.text) and norm(ln.text) not in prior}
+    """Added lines of `fn` the series introduces: an added line counts only when the function now
+    holds that text more often than it did at the base and before this patch (code moved within
+    the function, or re-added after an earlier patch removed it, is not new)."""
+    from collections import Counter
+    prior = Counter()
+    for pcf, pfn in ctx.prior_function(pc, fc.path, fn.name):
+        c = Counter(norm(l) for l in pfn.lines(pcf.text_lines))
+        prior = prior | c                      # the larger count of the two revisions
+    now = Counter(norm(l) for l in fn.lines(cf.text_lines))
+    budget = {t: now[t] - prior[t] for t in now}
+    out = set()
+    for ln in ctx.added_in(fc, fn):
+        t = norm(ln.text)
+        if t and budget.get(t, 0) > 0:
+            budget[t] -= 1
+            out.add(ln.no)
+    return out
 
 
 def functions_with_additions(fc, cf):

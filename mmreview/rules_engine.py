@@ -24,6 +24,7 @@ patch of the series removes again gets `fixed_by` set to that patch.
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from .cparse import CFile, Function, parse
 from .diffmap import FileChange, Line, PatchChange, follow_line, patch_changes
 from .errors import BadInput
 from .findings import Finding, NotApplied, RuleInfo
+from .gitutil import git_env
 
 RULE_FIELDS = ("ID", "SEVERITY", "TITLE", "RATIONALE", "SOURCE", "check")
 
@@ -113,17 +115,25 @@ class RuleContext:
         self.rule: Rule | None = None
         self.not_applied: list[NotApplied] = []
         self._src: dict[tuple[str, str], bytes | None] = {}
+        self._parsed: dict[tuple[str, str], CFile | None] = {}
+        self._blobs = BlobReader(checkout.path)
+
+    def close(self) -> None:
+        self._blobs.close()
 
     # -- trees
     def source(self, rev: str, path: str) -> bytes | None:
         key = (rev, path)
         if key not in self._src:
-            self._src[key] = self.checkout.show(rev, path)
+            self._src[key] = self._blobs.read(rev, path)
         return self._src[key]
 
     def cfile(self, rev: str, path: str) -> CFile | None:
-        src = self.source(rev, path)
-        return parse(src) if src is not None else None
+        key = (rev, path)
+        if key not in self._parsed:
+            src = self.source(rev, path)
+            self._parsed[key] = parse(src) if src is not None else None
+        return self._parsed[key]
 
     def series_touches(self, prefixes: tuple[str, ...]) -> bool:
         return any(f.path.startswith(prefixes) or (f.old_path or "").startswith(prefixes)
@@ -140,10 +150,16 @@ class RuleContext:
                 cf = self.cfile(pc.rev_after, fc.path)
                 if cf is None:
                     continue
-                reason = _unparseable(cf, fc)
-                if reason:
-                    self.skip(fc.path, f"patch {pc.number}: {reason}")
+                if cf.error_ratio > 0.5:
+                    self.skip(fc.path, f"patch {pc.number}: tree-sitter-c could not parse {fc.path} "
+                                       f"({cf.error_ratio:.0%} of its lines are in parse errors)")
                     continue
+                bad = [ln.no for ln in fc.added if ln.text.strip() and cf.unparsed_at(ln.no)]
+                if bad:
+                    # the rest of the file is checked; these lines are not
+                    self.skip(fc.path, f"patch {pc.number}: tree-sitter-c could not parse {fc.path} "
+                                       f"around line{'s' if len(bad) > 1 else ''} {_ranges(bad)}; "
+                                       "not checked there")
                 yield pc, fc, cf
 
     def added_in(self, fc: FileChange, fn: Function) -> list[Line]:
@@ -185,13 +201,40 @@ class RuleContext:
         self.not_applied.append(NotApplied(rule=self.rule.id, file=path, reason=reason))
 
 
-def _unparseable(cf: CFile, fc: FileChange) -> str | None:
-    if cf.error_ratio > 0.3:
-        return f"tree-sitter-c could not parse {fc.path} ({cf.error_ratio:.0%} of its lines in error)"
-    bad = [ln.no for ln in fc.added if ln.text.strip() and cf.unparsed_at(ln.no)]
-    if bad:
-        return f"tree-sitter-c could not parse {fc.path} around line {bad[0]}"
-    return None
+class BlobReader:
+    """Files at any revision through one `git cat-file --batch` (a rule run reads dozens)."""
+
+    def __init__(self, repo):
+        self.proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git_env())
+
+    def read(self, rev: str, path: str) -> bytes | None:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(f"{rev}:{path}\n".encode())
+        self.proc.stdin.flush()
+        header = self.proc.stdout.readline().decode().split()
+        if len(header) != 3 or header[1] != "blob":
+            return None             # "<name> missing", or a tree
+        data = self.proc.stdout.read(int(header[2]))
+        self.proc.stdout.read(1)    # the newline after the content
+        return data
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin
+            self.proc.stdin.close()
+            self.proc.wait()
+
+
+def _ranges(nums: list[int]) -> str:
+    """[3,4,5,9] -> "3-5, 9"."""
+    out: list[list[int]] = []
+    for n in sorted(nums):
+        if out and n == out[-1][1] + 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in out)
 
 
 def tree_ignores(checkout, rev: str) -> list[str]:
@@ -225,6 +268,16 @@ def run_rules(series, checkout, ignore=(), only=None, rules: list[Rule] | None =
     ran: list[RuleInfo] = []
     seconds: dict[str, float] = {}
     index = {pc.number: i for i, pc in enumerate(changes)}
+    try:
+        _run_each(rules, ctx, only, ignored, findings, ran, seconds, changes, index)
+    finally:
+        ctx.close()
+    findings.sort(key=lambda f: (f.patch, f.file, f.line, f.rule))
+    return RulesResult(findings=findings, rules=ran, not_applied=ctx.not_applied, ignored=ignored,
+                       seconds=seconds)
+
+
+def _run_each(rules, ctx, only, ignored, findings, ran, seconds, changes, index) -> None:
     for rule in rules:
         if only is not None and not _matches(rule.id, only):
             continue
@@ -241,6 +294,3 @@ def run_rules(series, checkout, ignore=(), only=None, rules: list[Rule] | None =
             if f.fixed_by is None and f.patch in index and f.line > 0:
                 f.fixed_by = follow_line(changes, index[f.patch], f.file, f.line)
             findings.append(f)
-    findings.sort(key=lambda f: (f.patch, f.file, f.line, f.rule))
-    return RulesResult(findings=findings, rules=ran, not_applied=ctx.not_applied, ignored=ignored,
-                       seconds=seconds)

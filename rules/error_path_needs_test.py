@@ -2,7 +2,6 @@
 
 import re
 
-from mmreview.cparse import identifiers
 from mmreview.rulehelpers import functions_with_additions, new_lines
 
 ID = "error-path-needs-test"
@@ -46,12 +45,29 @@ def _gotos_and_enomem(cf, fn, lines):
             if ERROR_LABEL.match(name):
                 yield ln, f"goto {name}"
             continue
-        if n.type == "identifier" and n.text == b"ENOMEM" and ln in lines:
+        if n.type == "identifier" and n.text == b"ENOMEM" and ln in lines and _returned(n):
             yield ln, "-ENOMEM"
             continue
         if n.type == "comment":
             continue
         stack.extend(n.children)
+
+
+def _returned(node) -> bool:
+    """-ENOMEM returned or assigned (a new failure), not compared against."""
+    p = node.parent
+    if p is None or p.type != "unary_expression":
+        return False
+    q = p.parent
+    while q is not None and q.type == "parenthesized_expression":
+        q = q.parent
+    if q is None:
+        return False
+    if q.type == "return_statement":
+        return True
+    if q.type in ("assignment_expression", "init_declarator"):
+        return q.child_by_field_name("right") == p or q.child_by_field_name("value") == p
+    return False
 
 
 def check(ctx):

@@ -203,11 +203,19 @@ def test_encodings_decoded():
     assert p3.subject == "maple_tree: mention @max in the mt_next() return description"
 
 
-@pytest.mark.parametrize("name", ["clean-3.mbox", "thread-v2.mbox", "encodings.mbox"])
-def test_mbox_bytes_apply_with_git_am(clone, name, tmp_path):
-    s = load_series(str(SERIES / name))
-    wt = tmp_path / "wt"
+@pytest.fixture(scope="module")
+def am_tree(clone):
+    wt = clone.parent / "am"
     git(clone, "worktree", "add", "--quiet", "--detach", str(wt), "master")
+    yield wt
+    git(clone, "worktree", "remove", "--force", str(wt))
+
+
+@pytest.mark.parametrize("name", ["clean-3.mbox", "thread-v2.mbox", "encodings.mbox"])
+def test_mbox_bytes_apply_with_git_am(am_tree, name):
+    s = load_series(str(SERIES / name))
+    wt = am_tree
+    git(wt, "checkout", "--quiet", "--force", "--detach", "master")
     try:
         git(wt, "am", "--quiet", input=s.mbox_bytes())
         log = git(wt, "log", "--format=%an|%s", f"{BASE_SHA}..HEAD").splitlines()[::-1]
@@ -220,7 +228,7 @@ def test_mbox_bytes_apply_with_git_am(clone, name, tmp_path):
         else:   # thread-v2's v2 is clean-3: the same tree
             assert git(wt, "rev-parse", "HEAD^{tree}") == "0d1bc87154389c79c105fd8455d487033c84cfba"
     finally:
-        git(clone, "worktree", "remove", "--force", str(wt))
+        git(wt, "am", "--abort", check=False)
 
 
 # ---------------------------------------------------------------- the command
@@ -302,6 +310,7 @@ def test_missing_duplicate_named_in_newest_version():
     (["series", "/nonexistent/x.mbox"], "/nonexistent/x.mbox: no such file"),
     (["series", "SERIES_DIR"], "no .patch or .eml files"),
     (["series", str(SERIES / "clean-3.mbox"), "--tree", "/"], "/: not a git repository"),
+    (["series", "/proc/self/mem"], "/proc/self/mem: cannot read: Input/output error"),  # unreadable, even for root
 ])
 def test_bad_paths(args, needle, tmp_path):
     args = [str(tmp_path) if a == "SERIES_DIR" else a for a in args]

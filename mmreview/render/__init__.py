@@ -128,30 +128,44 @@ def quote_patch(diff: str, file: str, line: int, excerpt: list[str] | tuple = ()
     for pf in ps:
         if pf.path != file and pf.target_file.removeprefix("b/") != file:
             continue
+        out: list[str] = []
+        found = False
         for hunk in pf:
             lines = list(hunk)
-            idx = next((i for i, l in enumerate(lines)
-                        if l.target_line_no == line and not l.is_removed), None)
-            if idx is None:
-                continue
-            keep = set(range(max(0, idx - before), idx + 1))
+            keep: set[int] = set()
+            if not found:
+                idx = next((i for i, l in enumerate(lines)
+                            if l.target_line_no == line and not l.is_removed), None)
+                if idx is None:
+                    continue
+                found = True
+                keep = set(range(max(0, idx - before), idx + 1))
+            else:
+                idx = -1
+            # Other lines the finding names (its excerpt), in this hunk or a later one.
             keep |= {i for i, l in enumerate(lines)
                      if i > idx and not l.is_removed and l.value.strip() in wanted}
-            header = f"@@ -{hunk.source_start},{hunk.source_length} +{hunk.target_start}," \
-                     f"{hunk.target_length} @@"
-            if hunk.section_header:
-                header += f" {hunk.section_header}"
-            out, prev = [header], None
-            for i in sorted(keep):
-                if prev is not None and i - prev == 2:
-                    keep_line = lines[prev + 1]        # a one-line gap: show it, not "[...]"
-                    out.append(f"{keep_line.line_type}{keep_line.value.rstrip()}")
-                elif prev is not None and i - prev > 2:
-                    out.append("[...]")
-                out.append(f"{lines[i].line_type}{lines[i].value.rstrip()}")
-                prev = i
+            if keep:
+                out += _quote_hunk(hunk, lines, keep)
+        if found:
             return out
     return []
+
+
+def _quote_hunk(hunk, lines: list, keep: set[int]) -> list[str]:
+    header = f"@@ -{hunk.source_start},{hunk.source_length} +{hunk.target_start}," \
+             f"{hunk.target_length} @@"
+    if hunk.section_header:
+        header += f" {hunk.section_header}"
+    out, prev = [header], None
+    for i in sorted(keep):
+        if prev is not None and i - prev == 2:      # a one-line gap: show it, not "[...]"
+            out.append(f"{lines[prev + 1].line_type}{lines[prev + 1].value.rstrip()}")
+        elif prev is not None and i - prev > 2:
+            out.append("[...]")
+        out.append(f"{lines[i].line_type}{lines[i].value.rstrip()}")
+        prev = i
+    return out
 
 
 def render_terse(review: Review, **_opts) -> str:

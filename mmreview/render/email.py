@@ -152,7 +152,8 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
     if review.not_applied:
         out.append("")
 
-    if review.findings or bad or review.verdict == DID_NOT_APPLY:
+    # Tags only for what the series causes: a pre-existing failure is not reported to its author.
+    if review.findings or review.new_failures() or review.verdict == DID_NOT_APPLY:
         out += _wrap("If you fix the issue in a separate patch/commit (i.e. not just a new "
                      "version of the same patch/commit), kindly add following tags")
         out += [f"Reported-by: {ids['reported_by']}",

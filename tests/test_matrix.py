@@ -1,0 +1,170 @@
+"""The matrix on the real tree with real compilers and real qemu (CI: x86_64, i386, arm64; narrow).
+
+Each test names the few binaries its point needs (--binary), so CI stays quick; the base
+results are cached across tests (and runs), as they are for a user reviewing several series.
+The whole matrix, every target and the full profile, is in test_matrix_slow.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BASE_SHA, SERIES, mmreview
+from mmreview import targets as T
+from mmreview.tree import cache_dir
+
+
+def matrix(series: str, *args: str, timeout: float = 1800) -> tuple[int, dict, str]:
+    proc = mmreview("test", str(SERIES / series), "--json", *args, timeout=timeout)
+    err = proc.stderr.decode(errors="replace")
+    assert proc.returncode in (0, 1, 3), err
+    cells = json.loads(proc.stdout)
+    for c in cells:
+        assert {"target", "suite", "binary", "base", "tip", "verdict"} <= set(c)
+    return proc.returncode, {(c["target"], c["binary"]): c for c in cells}, err
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ci_targets_present():
+    for name in ("x86_64", "i386", "arm64"):
+        a = T.availability(T.get_target(name))
+        assert a.available, f"set-up: {name} is not available: {a.reason} ({a.apt_command})"
+
+
+def test_32bit_only_breaks_on_i386():
+    """xa_err() through xa_to_internal(): the sign is lost only where long is 32 bits."""
+    code, cells, err = matrix("matrix-32bit.mbox", "--arch", "x86_64,i386", "--binary", "xarray")
+    assert code == 1, err
+    i386, x86 = cells[("i386", "xarray")], cells[("x86_64", "xarray")]
+    assert i386["verdict"] == "new-failure" and i386["base"] == "pass"
+    assert i386["tip"] in ("fail", "crash")
+    assert "check_xa_err" in " ".join(i386["tip_result"]["excerpt"] + [i386["tip_result"]["reason"]])
+    assert x86["verdict"] == "pass" and x86["tip"] == "pass"
+    assert x86["tip_result"]["total"] > 1000 and x86["tip_result"]["passed"] == x86["tip_result"]["total"]
+    # Sanitizers as the target's runtime supports them, and the command that reproduces the cell.
+    assert x86["tip_result"]["sanitizers"] == ["address", "undefined"]
+    assert "CC=i686-linux-gnu-gcc" in i386["tip_result"]["command"] and "BUILD=32" in i386["tip_result"]["command"]
+
+
+def test_broken_xarray_fails_everywhere_and_the_base_is_cached():
+    """An off-by-one in xas_find(): a new failure natively and under qemu (arm64), while the
+    natives' base results come from the cache the series before filled (same inputs, same flags)."""
+    matrix("matrix-32bit.mbox", "--arch", "x86_64,i386", "--binary", "xarray")
+    code, cells, err = matrix("matrix-break-xarray.mbox", "--arch", "x86_64,i386,arm64",
+                              "--binary", "xarray")
+    assert code == 1, err
+    for arch in ("x86_64", "i386", "arm64"):
+        c = cells[(arch, "xarray")]
+        assert c["base"] == "pass" and c["tip"] in ("fail", "crash"), c
+        assert c["verdict"] == "new-failure"
+        assert "check_find" in " ".join(c["tip_result"]["excerpt"] + [c["tip_result"]["reason"]])
+        assert c["tip_result"]["cached"] is False
+    for arch in ("x86_64", "i386"):
+        assert cells[(arch, "xarray")]["base_result"]["cached"] is True   # not rebuilt, not rerun
+    assert cells[("arm64", "xarray")]["tip_result"]["sanitizers"] == []
+    assert cells[("arm64", "xarray")]["tip_result"]["command"].endswith(
+        "qemu-aarch64 tools/testing/radix-tree/xarray")
+
+
+def test_vma_fix_turns_the_preexisting_link_failure_into_fixed():
+    code, cells, err = matrix("vma-fix.mbox", "--arch", "x86_64", "--binary", "vma")
+    c = cells[("x86_64", "vma")]
+    assert c["base"] == "build-failed" and "vma_close" in " ".join(c["base_result"]["excerpt"])
+    assert c["tip"] == "pass" and c["verdict"] == "fixed", c
+    assert c["tip_result"]["total"] >= 10
+    assert code == 0, err
+
+
+def test_vma_link_failure_is_preexisting_for_any_series():
+    code, cells, err = matrix("matrix-32bit.mbox", "--arch", "x86_64", "--binary", "vma")
+    c = cells[("x86_64", "vma")]
+    assert (c["base"], c["tip"], c["verdict"]) == ("build-failed", "build-failed", "pre-existing")
+    assert code == 0, err          # a pre-existing failure is not the series' fault
+
+
+def test_per_patch_names_the_patch_that_breaks_the_build():
+    proc = mmreview("test", str(SERIES / "matrix-build-break.mbox"), "--arch", "x86_64",
+                    "--binary", "multiorder", "--per-patch", timeout=1800)
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "per-patch: patch 2 (xarray: use xas_sibling_end() in xas_pause()) breaks the build of " \
+           "multiorder on x86_64 (fixed again by patch 3)" in out
+    assert "xas_sibling_end" in out                      # the compiler's own words
+    assert "patch 1 " not in out.split("per-patch")[-1] and "patch 3 (" not in out
+    # The series as a whole builds and passes: the tip cell is fine, bisection is not.
+    assert "new-failure" not in out
+
+
+def test_unavailable_target_is_reported_not_skipped():
+    a = T.availability(T.get_target("riscv64"))
+    proc = mmreview("test", str(SERIES / "matrix-32bit.mbox"), "--arch", "riscv64", "--binary",
+                    "multiorder", "--json", timeout=1800)
+    cells = json.loads(proc.stdout)
+    assert len(cells) == 1
+    if a.available:
+        assert cells[0]["verdict"] == "pass" and proc.returncode == 0
+    else:
+        assert proc.returncode == 3
+        assert cells[0]["tip"] == "not-run" and cells[0]["verdict"] == "not-run"
+        assert cells[0]["tip_result"]["reason"] == a.reason
+        assert "liburcu for riscv64 not built (run `mmreview setup --arch riscv64`)" in proc.stderr.decode()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--arch", "sparc"], "unknown architecture"),
+    (["--profile", "huge"], "must be quick or full"),
+    (["--binary", "nosuch"], "unknown binary"),
+    (["--suite", "mm"], "unknown suite"),
+    (["--jobs", "0"], "at least 1"),
+])
+def test_bad_input_exits_2(args, needle):
+    proc = mmreview("test", str(SERIES / "matrix-32bit.mbox"), *args)
+    assert proc.returncode == 2 and needle in proc.stderr.decode()
+    assert b"Traceback" not in proc.stderr
+
+
+def test_patch_that_does_not_apply_exits_1():
+    proc = mmreview("test", str(SERIES / "no-apply.mbox"), "--arch", "x86_64", "--binary", "multiorder")
+    assert proc.returncode == 1 and b"did not apply" in proc.stderr
+
+
+def _descendants_in(workdir_prefix: str) -> list[str]:
+    found = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(p / "cwd")
+        except OSError:
+            continue
+        if workdir_prefix in cmd or cwd.startswith(workdir_prefix):
+            found.append(f"{p.name}: {cmd[:120]}")
+    return found
+
+
+def test_ctrl_c_kills_children_and_leaves_nothing():
+    proc = subprocess.Popen(["mmreview", "test", str(SERIES / "matrix-break-xarray.mbox"), "--arch",
+                             "x86_64,arm64", "--binary", "xarray", "--no-cache"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    work = cache_dir() / "matrix-work"
+    prefix = str(work / f"{proc.pid}-")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _descendants_in(prefix):
+        time.sleep(0.2)
+    assert _descendants_in(prefix), "no build started"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    time.sleep(0.5)
+    assert _descendants_in(prefix) == []
+    assert not list(work.glob(f"{proc.pid}-*"))
+    assert not list((cache_dir() / "worktrees").glob(f"{proc.pid}-*"))

@@ -1,0 +1,85 @@
+"""The run parser: one reader for every target's output (as kunit_parser.py is for KTAP)."""
+
+from __future__ import annotations
+
+import signal
+
+from mmreview.results import BUILD_FAILED, CRASH, FAIL, PASS, TIMEOUT, Cell, RunResult, verdict
+from mmreview.run_parse import first_build_error, parse_run
+
+
+def run(out: str, rc: int | None = 0, **kw) -> RunResult:
+    return parse_run("arm64", "radix-tree", "xarray", out, rc, 1.5, **kw)
+
+
+def test_counts_pass_and_fail():
+    r = run("random seed 1\nXArray: 159585263 of 159585263 tests passed\n")
+    assert (r.state, r.passed, r.total) == (PASS, 159585263, 159585263)
+    # xarray and maple exit 0 even when checks failed: the count decides.
+    r = run("BUG at check_find_1:1190\nxa_dump ...\nXArray: 1000 of 1003 tests passed\n")
+    assert r.state == FAIL and r.reason == "XArray: 1000 of 1003 tests passed"
+    assert r.excerpt[0] == "BUG at check_find_1:1190"
+    r = run("maple_tree: 3000 of 3001 tests passed\n")
+    assert r.state == FAIL and (r.passed, r.total) == (3000, 3001)
+
+
+def test_idr_counts_the_last_line_of_each_kind():
+    out = "IDA: 10 of 10 tests passed\nXArray: 5 of 5 tests passed\nIDA: 1000 of 1000 tests passed\n"
+    r = parse_run("x86_64", "radix-tree", "idr-test", out, 0, 44.0)
+    assert r.state == PASS and (r.passed, r.total) == (1005, 1005)
+
+
+def test_vma_summary():
+    r = parse_run("x86_64", "vma", "vma", "Test foo: ok\n22 tests run, 22 passed, 0 failed.\n", 0, 0.2)
+    assert r.state == PASS and r.total == 22
+    r = parse_run("x86_64", "vma", "vma", "FAIL: merge_extend\n22 tests run, 21 passed, 1 failed.\n", 1, 0.2)
+    assert r.state == FAIL and r.excerpt[0] == "FAIL: merge_extend"
+
+
+def test_crashes():
+    r = run("xarray: ../../../lib/test_xarray.c:92: check_xa_err: Assertion `0' failed.\n", -signal.SIGABRT)
+    assert r.state == CRASH and "SIGABRT" in r.reason and "Assertion" in r.reason
+    r = run("qemu: uncaught target signal 11 (Segmentation fault) - core dumped\n", -signal.SIGSEGV)
+    assert r.state == CRASH and "SIGSEGV" in r.reason
+    # qemu relays the guest's signal as its own exit: the message still says which.
+    r = run("qemu: uncaught target signal 6 (Aborted) - core dumped\n", 134)
+    assert r.state == CRASH and "SIGABRT" in r.reason
+    asan = ("=================================================================\n"
+            "==1234==ERROR: AddressSanitizer: heap-use-after-free on address 0x6020 at pc 0x55\n"
+            "READ of size 8 at 0x6020 thread T0\n    #0 0x55 in mas_walk maple_tree.c:100\n")
+    r = run(asan, 1)
+    assert r.state == CRASH and r.excerpt[0].startswith("==1234==ERROR: AddressSanitizer: heap-use-after")
+    assert len(r.excerpt) >= 3
+    r = run("../../../lib/xarray.c:42:7: runtime error: shift exponent 64 is too large\n"
+            "XArray: 5 of 5 tests passed\n", 0)
+    assert r.state == CRASH and "runtime error" in r.reason
+
+
+def test_exit_status_and_timeout():
+    r = parse_run("x86_64", "radix-tree", "main", "running tests\n", 2, 3.0)
+    assert r.state == FAIL and r.reason == "exit status 2"
+    r = parse_run("x86_64", "radix-tree", "main", "running tests\ntests completed\n", 0, 3.0)
+    assert r.state == PASS
+    r = run("XArray: 1 of 1 tests passed\n", None, timed_out=True, timeout=90)
+    assert r.state == TIMEOUT and "90 s" in r.reason
+
+
+def test_first_build_error():
+    log = ("make: Entering directory '/x'\n"
+           "cc -c foo.c\n"
+           "/usr/bin/ld: vma.o: in function `remove_vma':\n"
+           "/x/../../../mm/vma.c:332: undefined reference to `vma_close'\n"
+           "collect2: error: ld returned 1 exit status\n")
+    err = first_build_error(log)
+    assert err[0].endswith("in function `remove_vma':") and "vma_close" in err[1]
+    log = "cc -c a.c\n../../../lib/xarray.c:1150:17: error: 'foo' undeclared (first use in this function)\n"
+    assert "error: 'foo' undeclared" in first_build_error(log)[0]
+
+
+def test_verdicts():
+    def rr(state):
+        return RunResult("x86_64", "vma", "vma", state)
+    assert Cell("x86_64", "vma", "vma", rr(PASS), rr(FAIL)).verdict == "new-failure"
+    assert Cell("x86_64", "vma", "vma", rr(BUILD_FAILED), rr(BUILD_FAILED)).verdict == "pre-existing"
+    assert Cell("x86_64", "vma", "vma", rr(BUILD_FAILED), rr(PASS)).verdict == "fixed"
+    assert verdict(rr(PASS), rr("not-run")) == "not-run"
