@@ -120,14 +120,14 @@ class BuildSpec:
         flags = [f.replace("{src}", str(src)) for f in self.target.cflags]
         flags += [f"-fsanitize={s}" for s in self.sanitizers]
         if self.urcu_prefix:
-            flags.append(f"-I{self.urcu_prefix}/include")
+            # -L here too: tools/testing/vma links with $(CFLAGS) and without $(LDFLAGS).
+            flags += [f"-I{self.urcu_prefix}/include", f"-L{self.urcu_prefix}/lib"]
         return flags
 
     def ldflags(self) -> list[str]:
         flags = list(self.target.ldflags) + [f"-fsanitize={s}" for s in self.sanitizers]
-        if self.urcu_prefix:
-            # rpath: qemu-user resolves it under -L first, then on the host, where the prefix is.
-            flags += [f"-L{self.urcu_prefix}/lib", f"-Wl,-rpath,{self.urcu_prefix}/lib"]
+        if self.urcu_prefix:     # riscv_urcu builds a static liburcu.a: no run-time path needed
+            flags += [f"-L{self.urcu_prefix}/lib"]
         return flags
 
     def make_args(self, src: Path) -> list[str]:

@@ -98,7 +98,7 @@ class CFile:
     def _merged_errors(self) -> list[tuple[int, int]]:
         out: list[list[int]] = []
         for s, e in sorted(self._errors):
-            if out and s <= out[-1][1]:
+            if out and s <= out[-1][1] + 1:
                 out[-1][1] = max(out[-1][1], e)
             else:
                 out.append([s, e])

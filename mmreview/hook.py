@@ -47,8 +47,9 @@ def hooks_dir(root: Path) -> Path:
     return d if d.is_absolute() else (root / d)
 
 
-def hook_script(profile: str) -> str:
+def hook_script(profile: str, ignore: tuple[str, ...] = ()) -> str:
     py = shlex.quote(sys.executable)
+    extra = "".join(f" --ignore {shlex.quote(i)}" for i in ignore)
     return f"""#!/bin/sh
 {MARKER}
 # Installed by `mmreview hook install --profile {profile}`; `mmreview hook uninstall` removes it.
@@ -60,7 +61,7 @@ if [ -x "$hookdir/{CHAINED}" ]; then
     printf '%s\\n' "$input" | "$hookdir/{CHAINED}" "$@" || exit $?
 fi
 [ -n "$MMREVIEW_SKIP" ] && exit 0
-printf '%s\\n' "$input" | exec {py} -m mmreview hook run --profile {profile} -- "$@"
+printf '%s\\n' "$input" | exec {py} -m mmreview.hook run --profile {profile}{extra} -- "$@"
 """
 
 
@@ -78,7 +79,8 @@ class InstallResult:
     replaced_ours: bool           # a previous mmreview hook was updated in place
 
 
-def install(tree: str | Path | None, profile: str = "rules") -> InstallResult:
+def install(tree: str | Path | None, profile: str = "rules",
+            ignore: tuple[str, ...] = ()) -> InstallResult:
     if profile not in HOOK_PROFILES:
         raise BadInput(f"--profile {profile}", f"one of {', '.join(HOOK_PROFILES)}")
     root = repo_root(tree)
@@ -94,7 +96,7 @@ def install(tree: str | Path | None, profile: str = "rules") -> InstallResult:
             if chained.exists():
                 raise BadInput(str(chained), "already exists; move it away before installing")
             hook.rename(chained)
-    hook.write_text(hook_script(profile))
+    hook.write_text(hook_script(profile, tuple(ignore)))
     hook.chmod(hook.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return InstallResult(hook=hook, chained=chained if chained.exists() else None,
                          replaced_ours=replaced)
@@ -162,3 +164,71 @@ def push_ranges(root: Path, stdin_text: str) -> list[PushRange]:
 
 def _has_commit(root: Path, sha: str) -> bool:
     return run_git(root, "cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0
+
+
+def full_sha(root: Path, rev: str) -> str:
+    """The commit `rev` names, or the all-zero id git uses for "none"."""
+    if not rev:
+        return ZERO
+    proc = run_git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+    return proc.stdout.decode().strip() if proc.returncode == 0 else ZERO
+
+
+# ---------------------------------------------------------------- the hook's run
+
+def run_hook(profile: str = "rules", ignore: tuple[str, ...] = (), stdin_text: str | None = None) -> int:
+    """Review what is being pushed; print the terminal report to stderr; the worst exit code.
+
+    Under the pre-commit framework (stage pre-push) the range comes from its environment
+    (PRE_COMMIT_FROM_REF/PRE_COMMIT_TO_REF) instead of git's stdin."""
+    from .errors import EXIT_OK
+    from .pipeline import CheckRequest, progress_display, run_check
+    from .render.terminal import print_review, report_console
+    root = repo_root(None)
+    frm, to = os.environ.get("PRE_COMMIT_FROM_REF"), os.environ.get("PRE_COMMIT_TO_REF")
+    if to:
+        lines = f"HEAD {full_sha(root, to)} refs/heads/HEAD {full_sha(root, frm or '')}\n"
+    else:
+        lines = stdin_text if stdin_text is not None else sys.stdin.read()
+    worst = EXIT_OK
+    out = report_console(sys.stderr)
+    for r in push_ranges(root, lines):
+        native = None
+        if profile == "quick":
+            from .targets import all_targets
+            native = ",".join(t.name for t in all_targets() if t.native)
+        req = CheckRequest(source=r.range, tree=str(root), base=r.base, arch=native,
+                           profile=profile, ignore=tuple(ignore),
+                           notes=[f"pre-push of {r.local_ref} -> {r.remote_ref}"])
+        with progress_display() as progress:
+            review = run_check(req, progress)
+        print_review(review, out)
+        worst = max(worst, review.exit_code)
+    if worst:
+        print("mmreview: push blocked: the review is not clean "
+              "(push anyway with `git push --no-verify`)", file=sys.stderr)
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m mmreview.hook run ...`: what the installed hook calls.  Not through the typer
+    app, so a push does not pay for importing every command."""
+    import argparse
+    from .errors import MmreviewError
+    ap = argparse.ArgumentParser(prog="mmreview.hook")
+    ap.add_argument("action", choices=["run"])
+    ap.add_argument("--profile", default="rules", choices=HOOK_PROFILES)
+    ap.add_argument("--ignore", action="append", default=[])
+    args, _git_args = ap.parse_known_args(argv)     # git's own: the remote's name and URL
+    try:
+        return run_hook(args.profile, tuple(args.ignore))
+    except MmreviewError as exc:
+        print(f"mmreview: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mmreview: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -38,6 +38,7 @@ from .tree import Tree, open_tree
 
 PATCH_SUFFIXES = (".patch", ".eml", ".mbox")
 _BASE_COMMIT = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.M)
+_INBODY_HEADER = re.compile(r"^(From|Date|Subject): \S", re.I)
 _DIFF_FOOTER = re.compile(r"^(?=(?:base-commit|prerequisite-patch-id|change-id): )", re.M)
 _RANGE = re.compile(r"^[^\s.][^\s]*?\.\.\.?[^\s]+$")
 
@@ -297,11 +298,16 @@ def _trailers(ltrailers) -> list[Trailer]:
 def _patch(source: str, cand: _Candidate) -> Patch:
     m = cand.mail
     label = f"patch {cand.number}/{cand.total}"
-    githeaders, message, ltrailers, _basement, _sig = b4.LoreMessage.get_body_parts(m.body)
+    _githeaders, _message, ltrailers, _basement, _sig = b4.LoreMessage.get_body_parts(m.body)
+    # An in-body header block: send-email's "From:" when the sender is not the author.
+    first = m.body.lstrip("\n").split("\n\n", 1)[0]
+    githeaders = [ln.split(":", 1) for ln in first.splitlines()]
+    if not githeaders or not all(_INBODY_HEADER.match(ln) for ln in first.splitlines()):
+        githeaders = []
     author = m.from_
-    for h in githeaders:   # send-email's in-body "From:" when the sender is not the author
-        if h.name.lower() == "from":
-            author = h.value
+    for name, value in githeaders:
+        if name.lower() == "from":
+            author = value.strip()
     head, diff = split_diff(m.body)
     if not diff:
         raise BadInput(source, f"{label} ({m.subject}) has no diff")
@@ -371,8 +377,7 @@ def _cover(cand: _Candidate) -> CoverLetter:
     )
 
 
-def _followups(others: list[Mail], chosen: _Version, patches: list[Patch],
-               cover: CoverLetter | None) -> list[str]:
+def _followups(others: list[Mail], patches: list[Patch], cover: CoverLetter | None) -> list[str]:
     """Trailers reviewers gave in replies to the chosen version, as notes."""
     by_id = {p.message_id: p for p in patches if p.message_id}
     notes = []
@@ -413,13 +418,12 @@ def _build(source: str, kind: str, mails: list[Mail], range_base: str | None) ->
     unnumbered = [c for c in cands if not c.numbered]
     if len(unnumbered) > 1:
         notes.append(f"{len(unnumbered)} unnumbered patches taken in the order they came")
-    notes += _followups(others, chosen, patches, cover)
+    notes += _followups(others, patches, cover)
     if others:
         notes.append(f"{len(others)} repl{'ies' if len(others) != 1 else 'y'} and other "
                      f"non-patch message{'s' if len(others) != 1 else ''} ignored")
     unparsed = sum(m.extra.get("unparsed", 0) for m in mails)
     if unparsed:
         notes.append(f"{unparsed} chunk(s) without mail headers ignored")
-    series = Series(source=source, kind=kind, version=chosen.version, patches=patches,
-                    cover=cover, base_commit=base, notes=notes, replies=len(others))
-    return series
+    return Series(source=source, kind=kind, version=chosen.version, patches=patches,
+                  cover=cover, base_commit=base, notes=notes, replies=len(others))

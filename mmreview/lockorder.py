@@ -258,14 +258,47 @@ class Violation:
     order: Order                # the comment says order.before must come first
 
 
-def violations(calls, order: dict[tuple[str, str], Order]) -> list[Violation]:
+class summaries:
+    """Per function of a file, on demand: the locks it takes itself (blocking acquires, not via
+    other calls).  Only helpers called while a lock is held are ever looked at."""
+
+    def __new__(cls, cfile):
+        cached = getattr(cfile, "_lock_summaries", None)
+        if cached is None:
+            cached = super().__new__(cls)
+            cached.cfile = cfile
+            cached.memo = {}
+            cfile._lock_summaries = cached
+        return cached
+
+    def get(self, name: str, default=()):
+        if name not in self.memo:
+            got: set[str] = set()
+            for fn in self.cfile.functions:
+                if fn.name == name:
+                    got |= {ev[1] for c in self.cfile.calls(fn)
+                            if (ev := lock_event(c.name, c.args)) and ev[0] == "acquire"}
+            self.memo[name] = got
+        return self.memo[name] or default
+
+
+def violations(calls, order: dict[tuple[str, str], Order],
+               helpers: dict[str, set[str]] | None = None) -> list[Violation]:
     """Walk lock calls in textual order (flow-insensitive); report each acquire of a lock
-    the hierarchy puts above one already held."""
+    the hierarchy puts above one already held.  A call to a helper of the same file that takes
+    locks itself counts as taking them there (one level deep; what it leaves held is not tracked)."""
     held: list[tuple[str, object]] = []
     out = []
     for c in calls:
         ev = lock_event(c.name, c.args)
         if ev is None:
+            if not held or helpers is None:
+                continue
+            for lid in sorted(helpers.get(c.name, ())):
+                for hid, hcall in held:
+                    o = order.get((lid, hid))
+                    if o is not None and reachable(hcall.node, c.node):
+                        out.append(Violation(held_call=hcall, taken_call=c, order=o))
             continue
         kind, lid = ev
         if kind == "release":

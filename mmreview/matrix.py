@@ -180,6 +180,8 @@ class _Build:
     binaries: list[Binary]
     results: dict[str, RunResult] = field(default_factory=dict)
     outcome: BuildOutcome | None = None
+    workdir: Path | None = None
+    runs_left: int = 0
 
 
 def _estimate(target: Target, binary: Binary) -> float:
@@ -268,8 +270,12 @@ class _Scheduler:
         if wd.exists():
             shutil.rmtree(wd)
         wd.mkdir(parents=True)
+        b.workdir = wd
         outcome = build(self.co, b.rev, b.spec, wd, self.procs)
         b.outcome = outcome
+        b.runs_left = len([x for x in b.binaries if x.name in outcome.built])
+        if not b.runs_left:
+            shutil.rmtree(wd, ignore_errors=True)
         self.progress(Event("built", f"{b.label} build", seconds=outcome.duration))
         for bin_ in b.binaries:
             if bin_.name in outcome.built:
@@ -302,6 +308,11 @@ class _Scheduler:
         r.sanitizers = list(b.spec.sanitizers)
         self._record(b, r)
         self.progress(Event("done", label, result=r, seconds=secs))
+        with self.lock:
+            b.runs_left -= 1
+            last = b.runs_left == 0
+        if last and b.workdir:       # free the disk while the other cells still run
+            shutil.rmtree(b.workdir, ignore_errors=True)
 
     def _record(self, b: _Build, r: RunResult) -> None:
         with self.lock:

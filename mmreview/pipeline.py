@@ -8,9 +8,10 @@ otherwise (CI logs), nothing with quiet=True.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -20,6 +21,11 @@ from .review import (DEFAULT_FAIL_ON, PatchApply, Review, SeriesSummary, TargetI
 Progress = Callable[[str, int, int], None]
 
 PROFILES = ("quick", "full", "rules")
+
+# --base from-tree: the series is already committed in the tree (b4 prep --check, a patch
+# mailed from a branch); apply it on the parent of the tree's own commit of patch 1.
+FROM_TREE = "from-tree"
+_SEARCH_DEPTH = 500
 
 
 @dataclass
@@ -45,9 +51,20 @@ def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
     report = progress or (lambda *_: None)
     tree = open_tree(req.tree)
     report("reading the series", 0, 1)
-    series = load_series(req.source, tree)
+    if req.base == FROM_TREE and req.source == "-":
+        import io
+        series = load_series("-", tree, stdin=io.BytesIO(_as_lone_patch(sys.stdin.buffer.read())))
+    else:
+        series = load_series(req.source, tree)
     targets = _targets(req)
-    with apply_series(tree, series, base=req.base, progress=report) as co:
+    base = req.base
+    if base == FROM_TREE:
+        base = committed_parent(tree.path, series)
+    # A range of the tree (the pre-push case) is already committed: review those commits as
+    # they are instead of applying them again.
+    committed = committed_checkout(tree, series, base) if series.kind == "range" else None
+    with (nullcontext(committed) if committed else
+          apply_series(tree, series, base=base, progress=report)) as co:
         res = co.result
         review = new_review(series, str(tree.path), res, [i for _, i in targets], req)
         # Rules run on the applied part even when a later patch did not apply.
@@ -64,6 +81,67 @@ def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
         else:
             _matrix(review, co, req, [t for t, _ in targets], report)
     return review
+
+
+_COUNTER = re.compile(rb"^(Subject:[ \t]*\[[^\]\n]*?)\s*\d+/\d+\]", re.M | re.I)
+
+
+def _as_lone_patch(mail: bytes) -> bytes:
+    """b4 prep --check hands over one patch of a series ("[PATCH 2/5]") on stdin: drop the m/n
+    counter from its Subject so intake takes it as a whole, lone patch instead of a series with
+    four patches missing."""
+    head, sep, body = mail.partition(b"\n\n")
+    return _COUNTER.sub(rb"\1]", head, count=1) + sep + body
+
+
+def committed_checkout(tree, series, base: str | None):
+    """A Checkout over the tree's own commits of a range series (read-only: every later stage
+    reads through `git -C path`, `show` and `export`); None if they do not line up with the
+    series' patches one to one (then the series is applied as usual)."""
+    from .checkout import APPLIED, AppliedPatch, ApplyResult, Checkout, choose_base
+    from .gitutil import git_out
+    base_sha, base_rev, reason = choose_base(tree, series, base)
+    tip = series.source.partition("..")[2].lstrip(".") or "HEAD"
+    commits = git_out(tree.path, "rev-list", "--reverse", "--no-merges", "--topo-order",
+                      f"{base_sha}..{tip}").split()
+    if len(commits) != len(series.patches):
+        return None
+    if git_out(tree.path, "rev-list", "--count", "--merges", f"{base_sha}..{tip}") != "0":
+        return None          # a merge in between: patch k's tree is not commit k's
+    patches = [AppliedPatch(number=p.number, subject=p.subject, state=APPLIED, commit=c)
+               for p, c in zip(series.patches, commits)]
+    return Checkout(tree=tree, path=tree.path,
+                    result=ApplyResult(base_sha=base_sha, base_rev=base_rev,
+                                       base_reason=reason + " (the range's own commits, not re-applied)",
+                                       patches=patches))
+
+
+def committed_parent(repo, series) -> str:
+    """The parent of the commit in `repo`'s recent history (HEAD back to 500 commits) whose
+    patch-id equals patch 1's; BadInput if there is none."""
+    import subprocess
+    from .errors import BadInput
+    from .gitutil import git_env, git_out
+
+    def patch_ids(diff: bytes) -> list[str]:
+        proc = subprocess.run(["git", "-C", str(repo), "patch-id", "--stable"], input=diff,
+                              capture_output=True, env=git_env())
+        return [line.split() for line in proc.stdout.decode().splitlines() if line.strip()]
+
+    if not series.patches:
+        raise BadInput(series.source, "no patch to look for")
+    want = patch_ids(b"diff-marker\n" + series.patches[0].diff.encode())
+    if not want:
+        raise BadInput(series.source, "patch 1 has no diff git can compute a patch-id of")
+    log = subprocess.run(["git", "-C", str(repo), "log", f"--max-count={_SEARCH_DEPTH}",
+                          "--min-parents=1", "--max-parents=1", "-p", "--format=commit %H", "HEAD"],
+                         capture_output=True,
+                         env=git_env())
+    for pid, commit in patch_ids(log.stdout):
+        if pid == want[0][0]:
+            return git_out(repo, "rev-parse", f"{commit}^")
+    raise BadInput("--base from-tree", f"no commit in the last {_SEARCH_DEPTH} of HEAD is "
+                                       f"patch 1 ({series.patches[0].subject})")
 
 
 def new_review(series, tree_path: str, res, targets: list[TargetInfo],

@@ -9,8 +9,14 @@ API (for `mmreview check` and `mmreview rules`):
     res.rules        # list[RuleInfo] of the rules that ran
     res.not_applied  # list[NotApplied]: a rule that could not run on a file, or at all, and why
     res.ignored      # ids skipped (--ignore, .mmreview.toml, [tool.mmreview] in the tree's pyproject.toml)
-    res.to_json()    # {"findings": [{"rule","severity","patch","file","line","function","message",...}],
+    res.seconds      # {rule id: seconds} (benchmarks/rules.py prints them)
+    res.to_json()    # {"findings": [{"rule","severity","patch","patch_subject","file","line","function",
+                     #                "message","excerpt","fixed_by"}],
                      #  "rules": [...], "not_applied": [...], "ignored": [...]}
+
+Finding.patch is the 1-based number in the series; Finding.line is the line in the tree after that
+patch (0 with file "" for checkpatch's commit-message findings).  The tree's own ignore lists are read
+at the tip of the applied series.
 
 A rule is one file rules/<name>.py with ID, SEVERITY, TITLE, RATIONALE, SOURCE and
 `check(ctx: RuleContext) -> list[Finding]`.  Ids to ignore match a rule id
@@ -234,7 +240,9 @@ def _ranges(nums: list[int]) -> str:
             out[-1][1] = n
         else:
             out.append([n, n])
-    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in out)
+    parts = [f"{a}-{b}" if a != b else str(a) for a, b in out]
+    more = f" and {len(parts) - 4} more ranges" if len(parts) > 4 else ""
+    return ", ".join(parts[:4]) + more
 
 
 def tree_ignores(checkout, rev: str) -> list[str]:

@@ -126,7 +126,7 @@ def first_build_error(log: str) -> list[str]:
     lines = log.splitlines()
     for i, l in enumerate(lines):
         if re.search(r":\d+(?::\d+)?: (?:fatal )?error: |undefined reference to|multiple definition of"
-                     r"|cannot find -l|No such file or directory", l):
+                     r"|cannot find -l|No such file or directory|\*\*\* No rule to make target", l):
             # Include the "In function" context line just above a linker error.
             start = i - 1 if i and ("In function" in lines[i - 1] or "in function" in lines[i - 1]) else i
             return [x[:300] for x in lines[start:start + 8]]

@@ -74,7 +74,12 @@ def check(ctx):
     out = []
     for (pc, _), text in zip(todo, outputs):
         for level, typ, msg, path, line, excerpt in parse_output(text):
-            f = ctx.finding(pc, path or "", line, msg, function=None, excerpt=excerpt,
+            fn = None
+            if path and line and path.endswith((".c", ".h")):
+                cf = ctx.cfile(pc.rev_after, path)
+                found = cf.function_at(line) if cf else None
+                fn = found.name if found else None
+            f = ctx.finding(pc, path or "", line, msg, function=fn, excerpt=excerpt,
                             rule=f"checkpatch:{typ}", severity=level.lower())
             out.append(f)
     return out

@@ -19,31 +19,47 @@ SOURCE = ("Liam R. Howlett, linux-kernel/linux-mm, Sep 2023, Re: [PATCH v2 6/6] 
 
 TESTS = ("tools/testing/radix-tree/", "tools/testing/vma/", "lib/test_maple_tree.c",
          "tools/testing/shared/")
-ERROR_LABEL = re.compile(r"^(out|err|fail|bail|nomem|enomem|error|abort|unwind|undo|loop_out|cleanup|"
-                         r"free|unlock|unacct)", re.I)
+# Labels that name a failure by themselves; other labels (out, unlock, free_leaf...) are also
+# taken on success, so a goto to one counts only under an error test.
+ERROR_LABEL = re.compile(r"(^|_)(err|error|fail|failed|bail|nomem|enomem|abort|unwind|undo)", re.I)
+ERROR_TEST = re.compile(r"\b(err|error|ret|retval|rc)\b|IS_ERR|is_err|ENOMEM")
 
 
 def _where(path: str, fn: str) -> bool:
     return (path == "kernel/fork.c" and fn == "dup_mmap") or path == "lib/maple_tree.c"
 
 
-def _failure_lines(cf, fn, lines):
+def _failure_lines(cf, fn, lines, added):
     out = {}
-    for node_line, text in _gotos_and_enomem(cf, fn, lines):
+    for node_line, text in _gotos_and_enomem(cf, fn, lines, added):
         out.setdefault(node_line, text)
     return out
 
 
-def _gotos_and_enomem(cf, fn, lines):
+def _guard_line(node) -> int | None:
+    """Line of the condition of the `if` a statement is the body of."""
+    p = node.parent
+    if p is not None and p.type == "compound_statement":
+        p = p.parent
+    if p is None or p.type != "if_statement":
+        return None
+    cond = p.child_by_field_name("condition")
+    return cond.start_point[0] + 1 if cond is not None else None
+
+
+def _gotos_and_enomem(cf, fn, lines, added):
     stack = [fn.node]
     while stack:
         n = stack.pop()
         ln = n.start_point[0] + 1
-        if n.type == "goto_statement" and ln in lines:
+        # a goto that existed before is still a new failure path when the test guarding it is new
+        if n.type == "goto_statement":
+            guard = _guard_line(n)
+            where = ln if ln in lines else guard if guard in lines else None
             label = n.child_by_field_name("label")
             name = label.text.decode() if label is not None else ""
-            if ERROR_LABEL.match(name):
-                yield ln, f"goto {name}"
+            if where is not None and (ERROR_LABEL.search(name) or _under_error_test(n)):
+                yield where, f"goto {name}"
             continue
         if n.type == "identifier" and n.text == b"ENOMEM" and ln in lines and _returned(n):
             yield ln, "-ENOMEM"
@@ -51,6 +67,17 @@ def _gotos_and_enomem(cf, fn, lines):
         if n.type == "comment":
             continue
         stack.extend(n.children)
+
+
+def _under_error_test(node) -> bool:
+    """The goto is the body of an `if` whose condition tests an error value."""
+    p = node.parent
+    if p is not None and p.type == "compound_statement":
+        p = p.parent
+    if p is None or p.type != "if_statement":
+        return False
+    cond = p.child_by_field_name("condition")
+    return cond is not None and bool(ERROR_TEST.search(cond.text.decode("utf-8", "replace")))
 
 
 def _returned(node) -> bool:
@@ -79,7 +106,8 @@ def check(ctx):
             if not _where(fc.path, fn.name):
                 continue
             lines = new_lines(ctx, pc, fc, cf, fn)
-            for ln, what in sorted(_failure_lines(cf, fn, lines).items()):
+            added = {ln.no for ln in ctx.added_in(fc, fn)}
+            for ln, what in sorted(_failure_lines(cf, fn, lines, added).items()):
                 out.append(ctx.finding(
                     pc, fc.path, ln,
                     f"{fn.name}() gains a failure path ({what}) but the series adds no test under "

@@ -1,6 +1,6 @@
 """lock-order: a changed function takes a lock the mm/rmap.c hierarchy puts above one it holds."""
 
-from mmreview.lockorder import NoHierarchy, parse_hierarchy, violations
+from mmreview.lockorder import NoHierarchy, lock_event, parse_hierarchy, summaries, violations
 
 ID = "lock-order"
 SEVERITY = "error"
@@ -18,8 +18,8 @@ SOURCE = ("Hugh Dickins, maple-tree list, 7 Jul 2022, Re: [PATCH] maple_tree: Fi
 RMAP = "mm/rmap.c"
 
 
-def _pairs(calls, order):
-    return {(v.held_call.name, v.taken_call.name) for v in violations(calls, order)}
+def _pairs(calls, order, helpers):
+    return {(v.held_call.name, v.taken_call.name) for v in violations(calls, order, helpers)}
 
 
 def check(ctx):
@@ -35,6 +35,7 @@ def check(ctx):
     out = []
     for pc, fc, cf in ctx.c_changes():
         added = fc.added_numbers
+        helpers = summaries(cf)
         seen_fns = set()
         for ln in fc.added:
             fn = cf.function_at(ln.no)
@@ -42,12 +43,12 @@ def check(ctx):
                 continue
             seen_fns.add(fn.name)
             order = hier.order_for(fc.path, fn.name)
-            found = violations(cf.calls(fn), order)
+            found = violations(cf.calls(fn), order, helpers)
             if not found:
                 continue
             before = set()
             for pcf, pfn in ctx.prior_function(pc, fc.path, fn.name):
-                before |= _pairs(pcf.calls(pfn), order)
+                before |= _pairs(pcf.calls(pfn), order, summaries(pcf))
             for v in found:
                 held, taken, o = v.held_call, v.taken_call, v.order
                 if taken.line not in added and held.line not in added:
@@ -55,7 +56,9 @@ def check(ctx):
                 if (held.name, taken.name) in before:
                     continue
                 line = taken.line if taken.line in added else held.line
-                msg = (f"{fn.name}() takes {o.before} ({taken.name}, line {taken.line}) while holding "
+                how = (f"({taken.name}, line {taken.line})" if lock_event(taken.name, taken.args)
+                       else f"(in {taken.name}(), called at line {taken.line})")
+                msg = (f"{fn.name}() takes {o.before} {how} while holding "
                        f"{o.after} ({held.name}, line {held.line}); {RMAP} orders "
                        f"\"{o.before_line}\" (line {o.before_no}) above \"{o.after_line}\" "
                        f"(line {o.after_no})")

@@ -136,4 +136,6 @@ def real(source: str, profile: str = "rules", arch: str | None = None,
 
 REAL = {"clean": lambda: real("clean-3.mbox"),
         "findings": lambda: real("rules-lock-order-pos.mbox"),
-        "no-apply": lambda: real("no-apply.mbox")}
+        "no-apply": lambda: real("no-apply.mbox"),
+        # the narrow matrix (x86_64, xarray) at base and tip: a new failure
+        "regression": lambda: real("matrix-break-xarray.mbox", "quick", "x86_64", "xarray")}

@@ -329,3 +329,14 @@ def test_bad_range(clone):
 def test_reusable_bad_sample():
     r = run("series", str(SERIES / "bad/missing-2.mbox"))
     assert r.exit_code == 2 and "is missing patch 2/3" in r.stderr
+
+
+def test_in_body_from_is_the_author():
+    _, p1, _, _ = messages("clean-3.mbox")
+    head, body = p1.split(b"\n\n", 1)
+    msg = resubject(head, "[PATCH] a lone fix") + b"\n\nFrom: Real Author <real@example.org>\n\n" + body
+    p = _load_bytes(mbox(msg)).patches[0]
+    assert p.author == "Real Author <real@example.org>"
+    assert p.body.startswith("The comment above vma_complete()")
+    assert b"\nFrom: Real Author <real@example.org>\n" in p.mbox.split(b"\n\n", 1)[0] + b"\n"
+    assert b"\nFrom: Real Author" not in p.mbox.split(b"\n\n", 1)[1]

@@ -83,3 +83,10 @@ def test_verdicts():
     assert Cell("x86_64", "vma", "vma", rr(BUILD_FAILED), rr(BUILD_FAILED)).verdict == "pre-existing"
     assert Cell("x86_64", "vma", "vma", rr(BUILD_FAILED), rr(PASS)).verdict == "fixed"
     assert verdict(rr(PASS), rr("not-run")) == "not-run"
+
+
+def test_missing_input_is_a_build_error():
+    log = ("make: Entering directory '/x'\n"
+           "make: *** No rule to make target '../../../lib/test_xarray.c', needed by 'xarray-shared.o'.\n"
+           "make: Target 'vma' not remade because of errors.\n")
+    assert "No rule to make target '../../../lib/test_xarray.c'" in first_build_error(log)[0]

@@ -104,3 +104,24 @@ def test_identity_from_config(tmp_path, monkeypatch):
     assert msg["From"] == "Robo <robo@lab.example>"
     assert "Reported-by: mm robot <mm-robot@lab.example>" in body
     assert f"Closes: https://lab.example/r/{msg['Message-ID'].strip('<>')}/" in body
+
+
+def test_reproduce_command_survives_wrapping():
+    """The reproduce command is cut to 80 columns, and a shell still reads the same words."""
+    import shlex
+    review = samples.REAL["regression"]()
+    cmd = review.cells[0].tip.command
+    assert len(cmd) > 80                       # the real one is long: it carries CFLAGS
+    body = parse(render(review, "email")).get_content()
+    lines = body.splitlines()
+    start = lines.index("  To reproduce:") + 1
+    end = lines.index("", start)
+    block = lines[start:end]
+    assert all(len(l) <= 80 for l in block)
+    joined = "\n".join(block).replace("\\\n", "")      # what sh does with line continuations
+
+    def words(s):
+        lex = shlex.shlex(s, posix=True, punctuation_chars=True)
+        lex.whitespace_split = True
+        return list(lex)
+    assert words(joined) == words(cmd)

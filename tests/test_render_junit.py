@@ -57,3 +57,13 @@ def test_every_review_parses(tmp_path, name):
         failed = by[("apply", "mmreview.apply",
                      "patch 02: mm/mmap: spell VMA consistently in the find_vma_prev() comment")]
         assert isinstance(failed.result[0], Failure)
+
+
+def test_real_new_failure_carries_its_excerpt(tmp_path):
+    review = samples.REAL["regression"]()
+    by = cases(parse(tmp_path, review))
+    case = by[("matrix", "mmreview.matrix.x86_64.radix-tree", "xarray")]
+    (fail,) = [r for r in case.result if isinstance(r, Failure)]
+    assert fail.type == "new-failure"
+    assert review.cells[0].tip.excerpt[0] in fail.text
+    assert "Reproduce:" in fail.text

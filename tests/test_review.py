@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -12,7 +11,6 @@ import pytest
 from conftest import REPO, SERIES, mmreview
 import conftest_review as samples
 from mmreview.errors import BadInput
-from mmreview.findings import Finding
 from mmreview.review import Review
 
 SCHEMA = json.loads((REPO / "docs" / "review-schema.json").read_text())
@@ -161,3 +159,18 @@ def test_report_bad_input(tmp_path):
         proc = mmreview("report", str(path), "--format", "email")
         err = proc.stderr.decode()
         assert proc.returncode == 2 and err.count("\n") == 1 and needle in err, err
+
+
+def test_check_new_failure_on_the_narrow_matrix():
+    """A real new failure: the xarray sample breaks xas_find(); x86_64 xarray at base and tip."""
+    proc = mmreview("check", str(SERIES / "matrix-break-xarray.mbox"), "--arch", "x86_64",
+                    "--binary", "xarray", "--format", "json", "--quiet")
+    assert proc.returncode == 1, proc.stderr.decode()
+    data = json.loads(proc.stdout)
+    VALIDATOR.validate(data)
+    assert data["verdict"] == "regressions"
+    (cell,) = data["cells"]
+    assert (cell["target"], cell["binary"], cell["base"], cell["verdict"]) == \
+        ("x86_64", "xarray", "pass", "new-failure")
+    assert cell["tip_result"]["command"] and cell["tip_result"]["excerpt"]
+    assert [t["name"] for t in data["targets"]] == ["x86_64"]

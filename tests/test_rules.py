@@ -92,7 +92,7 @@ def test_lock_order_quotes_the_two_comment_lines(sample_results):
 def clone(kernel_tree, tmp_path_factory):
     dest = tmp_path_factory.mktemp("rules") / "linux"
     return scratch_clone(kernel_tree, dest, ["mm/", "kernel/fork.c", "Documentation/mm/",
-                                             "/.mmreview.toml"])
+                                             "/.mmreview.toml", "/pyproject.toml"])
 
 
 def _series(clone, tmp_path, patches, name="s"):
@@ -147,6 +147,10 @@ def test_suppression_from_the_tree_and_command_line(clone, tmp_path):
     res, _ = review(_series(clone, tmp_path, [bad, cfg], "cfg"), ignore=("checkpatch",))
     assert res.findings == []
     assert "vma-free-rcu" in res.ignored
+    pyproject = ("tools: review settings", "Configure the review in pyproject.toml.",
+                 [("pyproject.toml", None, '[project]\nname = "x"\n\n[tool.mmreview]\nignore = ["vma-free-rcu"]\n')])
+    res, _ = review(_series(clone, tmp_path, [bad, pyproject], "pyp"), ignore=("checkpatch",))
+    assert res.findings == [] and "vma-free-rcu" in res.ignored
 
 
 def test_not_c_and_unparseable_c_and_no_lock_comment(clone, tmp_path):
@@ -186,3 +190,40 @@ def test_cli_json_list_explain_and_exit_codes(kernel_tree):
     assert p.returncode == 2 and p.stderr.decode().startswith("mmreview: error: no-such-rule:")
     p = mmreview("rules", str(SERIES / "rules-xa-zero-marker-neg.mbox"), "--ignore", "bogus")
     assert p.returncode == 2 and b"Traceback" not in p.stderr
+
+
+def test_peng_zhang_v2_dup_mmap_code_from_the_2023_thread(clone, tmp_path):
+    """The hunk Liam Howlett reviewed (Sep 2023), on today's dup_mmap(): every concern he raised is
+    reported, on the patch and line that brings it."""
+    old = ("\t\t\tretval = vma_iter_clear_gfp(&vmi, mpnt->vm_start,\n"
+           "\t\t\t\t\t\t    mpnt->vm_end, GFP_KERNEL);\n\t\t\tif (retval)\n\t\t\t\tgoto loop_out;\n")
+    new = ("\t\t\tmas_store(&vmi.mas, NULL);\n\n"
+           "\t\t\tif (unlikely(mas_is_err(&vmi.mas))) {\n"
+           "\t\t\t\tretval = xa_err(vmi.mas.node);\n\t\t\t\tmas_reset(&vmi.mas);\n"
+           "\t\t\t\tif (mas_find(&vmi.mas, ULONG_MAX))\n"
+           "\t\t\t\t\tmas_store(&vmi.mas, XA_ZERO_ENTRY);\n\t\t\t\tgoto loop_out;\n\t\t\t}\n")
+    patch = ("fork: use mas_store() to drop VM_DONTCOPY vmas", "As in v2 6/6.",
+             [("kernel/fork.c", old, new)])
+    res, texts = review(_series(clone, tmp_path, [patch]), ignore=("checkpatch",))
+    got = {(f.rule, texts[(f.patch, f.file, f.line)].strip()) for f in res.findings}
+    assert ("maple-store-alloc", "mas_store(&vmi.mas, NULL);") in got
+    assert ("xa-zero-marker", "mas_store(&vmi.mas, XA_ZERO_ENTRY);") in got
+    # the goto itself is an old line that diff keeps; the new test guarding it is what is reported
+    assert ("error-path-needs-test", "if (unlikely(mas_is_err(&vmi.mas))) {") in got
+    assert all(f.function == "dup_mmap" and f.patch == 1 for f in res.findings)
+
+
+def test_limit_threaded_through_teardown(clone, tmp_path):
+    old = ("void free_pgtables(struct mmu_gather *tlb, struct ma_state *mas,\n"
+           "\t\t   struct vm_area_struct *vma, unsigned long floor,\n"
+           "\t\t   unsigned long ceiling, bool mm_wr_locked)\n{\n")
+    new = ("void free_pgtables(struct mmu_gather *tlb, struct ma_state *mas,\n"
+           "\t\t   struct vm_area_struct *vma, unsigned long floor,\n"
+           "\t\t   unsigned long ceiling, unsigned long tree_max,\n"
+           "\t\t   bool mm_wr_locked)\n{\n")
+    patch = ("mm: pass the tree limit to free_pgtables()", "For dup_mmap() failures.",
+             [("mm/memory.c", old, new)])
+    res, _ = review(_series(clone, tmp_path, [patch]), ignore=("checkpatch",))
+    (f,) = res.findings
+    assert f.rule == "exit-mmap-complication" and f.function == "free_pgtables"
+    assert "tree_max" in f.message

@@ -41,7 +41,9 @@ def check_cmd(
                                      help="mbox, directory of .patch/.eml, maildir, '-' for stdin, or A..B."),
     tree: Optional[str] = TreeOption,
     base: Optional[str] = typer.Option(None, "--base", help="Apply on this revision (default: the "
-                                                            "series' base-commit: if the tree has it, else HEAD)."),
+                                                            "series' base-commit: if the tree has it, else HEAD); "
+                                                            "'from-tree': on the parent of the tree's own commit of "
+                                                            "patch 1 (b4 prep --check)."),
     arch: Optional[str] = typer.Option(None, "--arch", help="Targets, comma-separated (default: all; "
                                                             "a named target that is not available is exit 3)."),
     suite: Optional[str] = typer.Option(None, "--suite", help="Only this suite (radix-tree, vma)."),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import List, Optional
 
 import typer
@@ -22,11 +21,13 @@ def install_cmd(
     tree: Optional[str] = _TreeOpt,
     profile: str = typer.Option("rules", "--profile", help="rules (fast: the review rules only) or "
                                                            "quick (plus a native quick build/run)."),
+    ignore: List[str] = typer.Option([], "--ignore", help="Skip this rule id in the hook (repeatable), "
+                                                          "e.g. checkpatch when b4 prep --check runs it."),
 ) -> None:
     """Install the pre-push hook; an existing pre-push hook is kept and run first."""
     def body() -> int:
         from .. import hook
-        res = hook.install(tree, profile)
+        res = hook.install(tree, profile, tuple(ignore))
         verb = "updated" if res.replaced_ours else "installed"
         print(f"mmreview pre-push hook {verb}: {res.hook} (profile {profile})")
         if res.chained:
@@ -49,31 +50,12 @@ def uninstall_cmd(tree: Optional[str] = _TreeOpt) -> None:
 @hook_app.command("run", hidden=True)
 def run_cmd(
     profile: str = typer.Option("rules", "--profile"),
+    ignore: List[str] = typer.Option([], "--ignore"),
     args: Optional[List[str]] = typer.Argument(None, help="git's pre-push arguments: remote, url."),
 ) -> None:
-    """What the installed hook calls: reads git's pre-push lines on stdin."""
+    """What the installed hook calls: reads git's pre-push lines on stdin (or the pre-commit
+    framework's PRE_COMMIT_FROM_REF/PRE_COMMIT_TO_REF)."""
     def body() -> int:
         from .. import hook
-        from ..pipeline import CheckRequest, progress_display, run_check
-        from ..render.terminal import print_review, report_console
-        from ..cliapp import stderr
-        root = hook.repo_root(None)
-        ranges = hook.push_ranges(root, sys.stdin.read())
-        worst = EXIT_OK
-        out = report_console(sys.stderr)
-        for r in ranges:
-            native = None
-            if profile == "quick":
-                from ..targets import all_targets
-                native = ",".join(t.name for t in all_targets() if t.native)
-            req = CheckRequest(source=r.range, tree=str(root), base=r.base, arch=native,
-                               profile=profile, notes=[f"pre-push of {r.local_ref} -> {r.remote_ref}"])
-            with progress_display(stderr) as progress:
-                review = run_check(req, progress)
-            print_review(review, out)
-            worst = max(worst, review.exit_code)
-        if worst:
-            print("mmreview: push blocked: the review is not clean "
-                  "(push anyway with `git push --no-verify`)", file=sys.stderr)
-        return worst
+        return hook.run_hook(profile, tuple(ignore))
     raise typer.Exit(run_command(body))

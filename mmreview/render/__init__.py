@@ -8,6 +8,7 @@ quoting a patch's lines) live here so the formats agree with each other.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,6 +20,16 @@ FORMATS = ("terminal", "markdown", "email", "json", "junit", "sarif", "terse")
 
 VERDICT_LABEL = {V_PASS: "pass", V_NEW: "NEW FAILURE", V_PRE: "pre-existing", V_FIXED: "fixed",
                  V_NOT_RUN: "not run"}
+
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+_CONTROL = {c: None for c in range(32) if c != 9}
+_CONTROL[127] = None
+
+
+def clean_log(line: str) -> str:
+    """A log line fit for any report: no terminal escape sequences, no control characters."""
+    return _ANSI.sub("", line).translate(_CONTROL)
 
 
 def plural(n: int, word: str, suffix: str = "s") -> str:
@@ -150,6 +161,34 @@ def quote_patch(diff: str, file: str, line: int, excerpt: list[str] | tuple = ()
         if found:
             return out
     return []
+
+
+def post_image_snippet(diff: str, file: str, line: int, before: int = 2,
+                       after: int = 2) -> tuple[int, list[str]]:
+    """(first line number, lines) of `file` after the patch around `line`, as far as the patch
+    shows it (context and added lines, contiguous); (0, []) if the patch has no such line."""
+    from unidiff import PatchSet
+    from unidiff.errors import UnidiffParseError
+    try:
+        ps = PatchSet(diff.splitlines(keepends=True))
+    except (UnidiffParseError, ValueError):
+        return 0, []
+    for pf in ps:
+        if pf.path != file and pf.target_file.removeprefix("b/") != file:
+            continue
+        for hunk in pf:
+            post = {l.target_line_no: l.value.rstrip("\r\n") for l in hunk
+                    if l.target_line_no is not None}
+            if line not in post:
+                continue
+            first = line
+            while first - 1 in post and line - (first - 1) <= before:
+                first -= 1
+            last = line
+            while last + 1 in post and (last + 1) - line <= after:
+                last += 1
+            return first, [post[n] for n in range(first, last + 1)]
+    return 0, []
 
 
 def _quote_hunk(hunk, lines: list, keep: set[int]) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import textwrap
 from datetime import datetime
 import tomllib
@@ -28,7 +29,7 @@ from email.utils import format_datetime, getaddresses
 from pathlib import Path
 
 from ..review import DID_NOT_APPLY, Review
-from . import VERDICT_LABEL, plural, cell_detail, failing_cells, location, quote_patch
+from . import VERDICT_LABEL, cell_detail, clean_log, failing_cells, plural, quote_patch
 
 WIDTH = 72
 DEFAULT_FROM = "mmreview <mmreview@localhost>"
@@ -59,16 +60,39 @@ def _wrap(text: str, indent: str = "") -> list[str]:
                          break_long_words=False, break_on_hyphens=False) or [""]
 
 
-def _command_lines(cmd: str, indent: str = "    ") -> list[str]:
-    """A shell command split with backslash continuations so no line passes 80 columns."""
-    words = cmd.split(" ")
-    lines, cur = [], indent
-    for w in words:
-        if cur.strip() and len(cur) + 1 + len(w) > 78:
+def _command_lines(cmd: str, indent: str = "    ", width: int = 78) -> list[str]:
+    """A shell command over several lines, none past 80 columns, that a shell reads back as the
+    same command: words are re-quoted, lines end in a backslash continuation, and a word too
+    long for a line is cut into adjacent quoted pieces (`'ab'\\` + newline + `'cd'` is `abcd`)."""
+    lex = shlex.shlex(cmd, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    try:
+        tokens = list(lex)
+    except ValueError:                  # unbalanced quotes: show it as it is
+        return [indent + cmd]
+    ops = set("();<>|&")
+    words = [t if set(t) <= ops else shlex.quote(t) for t in tokens]
+    lines: list[str] = []
+    cur = indent
+    for raw, w in zip(tokens, words):
+        sep = "" if cur.strip() == "" else " "
+        if len(cur) + len(sep) + len(w) + 2 <= width:
+            cur += sep + w
+            continue
+        if cur.strip():
             lines.append(cur + " \\")
-            cur = indent + "  " + w
-        else:
-            cur = f"{cur} {w}" if cur.strip() else cur + w
+            cur = indent + "  "
+        if len(cur) + len(w) + 2 <= width:
+            cur += w
+            continue
+        # Too long for any line: adjacent quoted pieces joined by line continuations.
+        room = width - len(cur) - 4
+        piece, rest = raw[:room], raw[room:]
+        cur += shlex.quote(piece)
+        while rest:
+            lines.append(cur + "\\")
+            piece, rest = rest[:width - 4], rest[width - 4:]
+            cur = shlex.quote(piece)
     lines.append(cur)
     return lines
 
@@ -96,7 +120,7 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
                      + (f"; conflicts in {', '.join(p.conflict_files)}" if p.conflict_files
                         else "") + ":", "  ")
         for line in p.message.splitlines()[:8]:
-            out += _wrap(line, "    ")
+            out += _wrap(clean_log(line), "    ")
         out.append("")
 
     for p in s.patches:
@@ -131,7 +155,7 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
             out += _wrap(f"{c.target} {c.suite}/{c.binary}: {VERDICT_LABEL[c.verdict]} "
                          f"({cell_detail(c)})", "  ")
             for line in c.tip.excerpt[:10]:
-                line = line.rstrip()
+                line = clean_log(line).rstrip()
                 out.append(("    " + line)[:80])
             if c.tip.command:
                 out.append("  To reproduce:")

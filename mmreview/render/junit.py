@@ -14,14 +14,11 @@ import xml.etree.ElementTree as ET
 from ..findings import Finding
 from ..results import V_NEW, V_NOT_RUN, V_PRE
 from ..review import Review
-from . import cell_detail, location
-
-# XML 1.0 forbids most control characters; compiler and sanitizer logs can hold them.
-_BAD = {c: None for c in range(32) if c not in (9, 10, 13)}
-
+from . import cell_detail, clean_log, location
 
 def _clean(s: str) -> str:
-    return s.translate(_BAD)
+    """XML 1.0 forbids most control characters; compiler and sanitizer logs can hold them."""
+    return "\n".join(clean_log(l) for l in s.split("\n"))
 
 
 def _suite(root: ET.Element, name: str) -> ET.Element:
@@ -60,7 +57,7 @@ def render_junit(review: Review, **_opts) -> str:
                   + (f": {', '.join(p.conflict_files)}" if p.conflict_files else ""),
                   "did-not-apply", p.message)
         elif not p.ok:
-            _skip(case, f"not attempted: an earlier patch did not apply")
+            _skip(case, "not attempted: an earlier patch did not apply")
 
     matrix = _suite(root, "matrix")
     for c in review.cells:

@@ -13,7 +13,7 @@ import html
 
 from ..results import V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
 from ..review import CLEAN, DID_NOT_APPLY, FINDINGS, REGRESSIONS, Review
-from . import VERDICT_LABEL, plural, cell_detail, failing_cells, grid, location
+from . import VERDICT_LABEL, cell_detail, clean_log, failing_cells, grid, location
 
 MARKER = "<!-- mmreview:review -->"
 LIMIT = 65_536
@@ -37,7 +37,7 @@ def code_span(s: str) -> str:
 
 
 def fence(lines: list[str], lang: str = "text") -> str:
-    body = "\n".join(lines)
+    body = "\n".join(clean_log(l) for l in lines)
     ticks = "```"
     while ticks in body:
         ticks += "`"

@@ -17,7 +17,8 @@ from rich.text import Text
 
 from ..results import V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
 from ..review import CLEAN, DID_NOT_APPLY, FINDINGS, REGRESSIONS, Review
-from . import VERDICT_LABEL, plural, cell_detail, failing_cells, grid, location
+from . import (VERDICT_LABEL, cell_detail, failing_cells, grid, location, plural,
+               post_image_snippet, clean_log)
 
 VERDICT_STYLE = {CLEAN: "bold green", FINDINGS: "bold yellow", REGRESSIONS: "bold red",
                  DID_NOT_APPLY: "bold red"}
@@ -84,7 +85,7 @@ def _parts(review: Review, fancy: bool):
     yield patches
     failed = review.failed_patch
     if failed and failed.message:
-        yield Text(f"git am on patch {failed.number}:\n" + failed.message, style="red")
+        yield Text(f"git am on patch {failed.number}:\n" + clean_log_block(failed.message), style="red")
 
     yield from _matrix(review)
     yield from _findings(review)
@@ -96,6 +97,10 @@ def _parts(review: Review, fancy: bool):
     for n in s.notes + review.notes:
         if not n.startswith("matrix not run"):
             yield Text(f"note: {n}", style="dim")
+
+
+def clean_log_block(text: str) -> str:
+    return "\n".join(clean_log(l) for l in text.splitlines())
 
 
 def _matrix(review: Review):
@@ -136,9 +141,16 @@ def _findings(review: Review):
         yield line
         yield Text(f"  {f.message}" + (f" (removed again by patch {f.fixed_by})"
                                         if f.fixed_by else ""))
-        if f.excerpt:
-            yield Syntax("\n".join(f.excerpt), "c", line_numbers=True, start_line=max(1, f.line),
-                         highlight_lines={max(1, f.line)}, theme="ansi_dark", word_wrap=True,
+        patch = review.patch(f.patch)
+        first, code = post_image_snippet(patch.diff, f.file, f.line) if patch else (0, [])
+        if code:
+            yield Syntax("\n".join(code), "c", line_numbers=True, start_line=first,
+                         highlight_lines={f.line}, theme="monokai", word_wrap=True,
+                         background_color="default", indent_guides=False)
+        shown = {c.strip() for c in code}
+        rest = [e for e in f.excerpt if e.strip() and e.strip() not in shown]
+        if rest:
+            yield Syntax("\n".join(rest), "c", theme="monokai", word_wrap=True,
                          background_color="default")
         info = review.rule(f.rule)
         if info and info.rationale:
@@ -153,6 +165,6 @@ def _failures(review: Review):
         title.append(f"  {c.target} {c.suite}/{c.binary}: {cell_detail(c)}")
         yield title
         for l in c.tip.excerpt:
-            yield Text(f"    {l}", style="dim")
+            yield Text(f"    {clean_log(l)}", style="dim")
         if c.tip.command:
             yield Text(f"  reproduce: {c.tip.command}")
