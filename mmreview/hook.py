@@ -193,10 +193,7 @@ def run_hook(profile: str = "rules", ignore: tuple[str, ...] = (), stdin_text: s
     worst = EXIT_OK
     out = report_console(sys.stderr)
     for r in push_ranges(root, lines):
-        native = None
-        if profile == "quick":
-            from .targets import all_targets
-            native = ",".join(t.name for t in all_targets() if t.native)
+        native = host_target() if profile == "quick" else None
         req = CheckRequest(source=r.range, tree=str(root), base=r.base, arch=native,
                            profile=profile, ignore=tuple(ignore),
                            notes=[f"pre-push of {r.local_ref} -> {r.remote_ref}"])
@@ -208,6 +205,17 @@ def run_hook(profile: str = "rules", ignore: tuple[str, ...] = (), stdin_text: s
         print("mmreview: push blocked: the review is not clean "
               "(push anyway with `git push --no-verify`)", file=sys.stderr)
     return worst
+
+
+def host_target() -> str:
+    """The target this machine is (quick hook: one native build and run, not every target
+    that happens to run natively, like i386 on x86_64)."""
+    import platform
+    from .targets import all_targets, parse_arch_list
+    try:
+        return parse_arch_list(platform.machine())[0].name
+    except BadInput:
+        return next(t.name for t in all_targets() if t.native)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,9 +4,10 @@ Profiles
 --------
 ``quick`` runs xarray, multiorder (radix-tree) and vma on every target.  Why this
 subset: it exercises lib/xarray.c, the radix-tree/IDR glue and mm/vma.c on every
-word size and byte order, and finishes for all six targets, base and tip, in about
-6-8 minutes of wall time on a 2-core machine (xarray is 7-10 s natively and
-30-110 s under qemu; multiorder and vma under a second natively).  ``maple`` is
+word size and byte order, and for all six targets, base and tip (12 builds, 36 runs)
+it costs about 800 CPU seconds: ~400 s of wall time on an idle 2-core machine (measured:
+603 s while other jobs shared the cores).  xarray is 10-25 s natively with ASan and
+60-130 s under qemu; multiorder and vma about a second; a vma build 7-20 s.  ``maple`` is
 left out even natively: it takes 105-250 s per run (x2 for base and tip, x2 native
 targets), which alone would take most of the budget; ``idr-test`` runs for a fixed
 ~44 s and ``main`` for 85-300 s.  Those are in ``full``.

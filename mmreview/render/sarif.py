@@ -75,7 +75,6 @@ def render_sarif(review: Review, **_opts) -> str:
     run = {
         "tool": {"driver": {"name": review.tool, "version": review.tool_version,
                             "semanticVersion": review.tool_version,
-                            "informationUri": "https://lore.kernel.org/linux-mm/",
                             "rules": descriptors}},
         "automationDetails": {"id": f"mmreview/{review.series.reply_to_id or 'series'}/"},
         "originalUriBaseIds": {"SRCROOT": {"description": {
