@@ -8,8 +8,7 @@ they only parse options, call the engine, and render.  `run_command` turns an
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Callable, TypeVar
 
 import typer
 from rich.console import Console

@@ -150,8 +150,10 @@ def _read_range(source: str, tree: Tree | None) -> tuple[str, list[Mail], str | 
     for name, sha in ((a, a_sha), (b, b_sha)):
         if sha is None:
             raise BadInput(source, f"not a file, and {name!r} is no revision of {tree.path}")
+    # The pathspec makes format-patch leave out empty commits (b4 prep's cover letter) before it
+    # numbers the rest; without it they are dropped after numbering and [PATCH 1/n] goes missing.
     proc = run_git(tree.path, "format-patch", "--stdout", "--no-signature", "--no-color",
-                   f"{a_sha}..{b_sha}", check=False)
+                   f"{a_sha}..{b_sha}", "--", ".", check=False)
     if proc.returncode != 0:
         msg = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["failed"])[-1]
         raise BadInput(source, f"git format-patch failed: {msg}")

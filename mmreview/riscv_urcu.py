@@ -20,7 +20,6 @@ current recipe; a lock serialises builds across processes.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -29,10 +28,10 @@ import re
 import shutil
 import subprocess
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
+from .filelock import exclusive
 from .errors import InfraError
 from .tree import cache_dir
 
@@ -113,15 +112,6 @@ def ldflags(prefix: Path) -> list[str]:
     return [f"-L{prefix / 'lib'}"]
 
 
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def ensure_riscv64_liburcu(progress: Progress | None = None) -> Path:
@@ -134,7 +124,7 @@ def ensure_riscv64_liburcu(progress: Progress | None = None) -> Path:
         return prefix
     _check_tools()
     base = toolchain_dir()
-    with _lock(base / f"{SOURCE_PACKAGE}.lock"):
+    with exclusive(base / f"{SOURCE_PACKAGE}.lock"):
         prefix = riscv64_liburcu_prefix()     # another process may have built it meanwhile
         if prefix is not None:
             return prefix

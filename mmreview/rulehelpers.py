@@ -44,3 +44,30 @@ def code_lines(cf, fn, lines):
     """Of `lines`, those holding code (a comment-only line added next to code is not code)."""
     from mmreview.cparse import identifiers
     return {ln for _, ln in identifiers(fn, lines)}
+
+
+class ChangedFunction:
+    """A function a patch adds lines to, with the lines the series really introduces there."""
+
+    __slots__ = ("pc", "fc", "cf", "fn", "lines")
+
+    def __init__(self, pc, fc, cf, fn, lines):
+        self.pc, self.fc, self.cf, self.fn, self.lines = pc, fc, cf, fn, lines
+
+    @property
+    def path(self) -> str:
+        return self.fc.path
+
+    def finding(self, ctx, line: int, message: str, excerpt=None):
+        """A finding on `line` of this function; the excerpt defaults to that line as added."""
+        return ctx.finding(self.pc, self.fc.path, line, message, function=self.fn.name,
+                           excerpt=excerpt if excerpt is not None else [self.cf.line_text(line).strip()])
+
+
+def changed_functions(ctx, where=lambda path, name: True):
+    """Every (patch, file, function) the series adds lines to and `where(path, name)` accepts:
+    the walk each rule would otherwise write for itself."""
+    for pc, fc, cf in ctx.c_changes():
+        for fn in functions_with_additions(fc, cf):
+            if where(fc.path, fn.name):
+                yield ChangedFunction(pc, fc, cf, fn, new_lines(ctx, pc, fc, cf, fn))

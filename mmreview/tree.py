@@ -10,17 +10,15 @@ commit id and a series' `base-commit:` names it everywhere.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
 import tarfile
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
+from .filelock import exclusive
 from .errors import BadInput, InfraError
 from .gitutil import git_dir, git_env, rev_parse, run_git
 
@@ -90,15 +88,6 @@ def open_tree(path: str | Path | None) -> Tree:
 Progress = Callable[[str, int, int], None]   # (what, done, total)
 
 
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _ensure_tarball(progress: Progress | None) -> None:
@@ -197,7 +186,7 @@ def init_default_tree(progress: Progress | None = None) -> tuple[Path, bool]:
     """Provision the default tree; returns (path, created).  Idempotent, and safe
     when two processes run it at once: the second waits on the lock, then finds it done."""
     dest = default_tree_path()
-    with _lock(dest.parent / ".init.lock"):
+    with exclusive(dest.parent / ".init.lock"):
         if (dest / "HEAD").exists() and rev_parse(dest, BRANCH):
             return dest, False
         _ensure_tarball(progress)

@@ -2,7 +2,7 @@
 
 import re
 
-from mmreview.rulehelpers import functions_with_additions, new_lines
+from mmreview.rulehelpers import changed_functions
 
 ID = "error-path-needs-test"
 SEVERITY = "warning"
@@ -101,16 +101,11 @@ def check(ctx):
     if ctx.series_touches(TESTS):
         return []
     out = []
-    for pc, fc, cf in ctx.c_changes():
-        for fn in functions_with_additions(fc, cf):
-            if not _where(fc.path, fn.name):
-                continue
-            lines = new_lines(ctx, pc, fc, cf, fn)
-            added = {ln.no for ln in ctx.added_in(fc, fn)}
-            for ln, what in sorted(_failure_lines(cf, fn, lines, added).items()):
-                out.append(ctx.finding(
-                    pc, fc.path, ln,
-                    f"{fn.name}() gains a failure path ({what}) but the series adds no test under "
-                    "tools/testing/radix-tree, tools/testing/vma or lib/test_maple_tree.c",
-                    function=fn.name, excerpt=[cf.line_text(ln).strip()]))
+    for ch in changed_functions(ctx, _where):
+        added = {ln.no for ln in ctx.added_in(ch.fc, ch.fn)}
+        for ln, what in sorted(_failure_lines(ch.cf, ch.fn, ch.lines, added).items()):
+            out.append(ch.finding(
+                ctx, ln,
+                f"{ch.fn.name}() gains a failure path ({what}) but the series adds no test under "
+                "tools/testing/radix-tree, tools/testing/vma or lib/test_maple_tree.c"))
     return out

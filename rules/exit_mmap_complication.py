@@ -1,7 +1,7 @@
 """exit-mmap-complication: exit_mmap() and its teardown helpers special-casing a failed fork."""
 
 from mmreview.cparse import identifiers
-from mmreview.rulehelpers import functions_with_additions, in_mm, new_lines
+from mmreview.rulehelpers import changed_functions, in_mm
 
 ID = "exit-mmap-complication"
 SEVERITY = "error"
@@ -27,33 +27,25 @@ FORK_FAILURE = {"xa_is_zero", "XA_ZERO_ENTRY", "MMF_UNSTABLE"}
 
 def check(ctx):
     out = []
-    for pc, fc, cf in ctx.c_changes():
-        if not in_mm(fc.path):
-            continue
-        for fn in functions_with_additions(fc, cf):
-            if fn.name not in TEARDOWN:
-                continue
-            lines = new_lines(ctx, pc, fc, cf, fn)
-            flagged = set()
-            for name, ln in identifiers(fn, lines):
-                if name in FORK_FAILURE and ln not in flagged:
-                    flagged.add(ln)
-                    out.append(ctx.finding(
-                        pc, fc.path, ln,
-                        f"{fn.name}() gains a {name} check: the exit path of every task pays for "
-                        "a rare dup_mmap() failure; undo the failed fork in dup_mmap() instead",
-                        function=fn.name, excerpt=[cf.line_text(ln).strip()]))
-            # a new parameter threaded through a teardown helper (a limit for dup_mmap() recovery)
-            decl = {n for n in lines if fn.start <= n < fn.body_start}
-            if decl:
-                prior = ctx.prior_function(pc, fc.path, fn.name)
-                old = {p for _, pf in prior for p in pf.params}
-                extra = [p for p in fn.params if p not in old and LIMITISH.search(p.split()[-1])]
-                if prior and extra and len(fn.params) > max(len(p.params) for _, p in prior):
-                    ln = min(decl)
-                    out.append(ctx.finding(
-                        pc, fc.path, ln,
-                        f"{fn.name}() gains parameter(s) {', '.join(extra) or '?'}: threading a limit "
-                        "through the teardown path for dup_mmap() recovery complicates every exit",
-                        function=fn.name, excerpt=[cf.line_text(ln).strip()]))
+    for ch in changed_functions(ctx, lambda path, name: in_mm(path) and name in TEARDOWN):
+        fn = ch.fn
+        flagged = set()
+        for name, ln in identifiers(fn, ch.lines):
+            if name in FORK_FAILURE and ln not in flagged:
+                flagged.add(ln)
+                out.append(ch.finding(
+                    ctx, ln,
+                    f"{fn.name}() gains a {name} check: the exit path of every task pays for "
+                    "a rare dup_mmap() failure; undo the failed fork in dup_mmap() instead"))
+        # a new parameter threaded through a teardown helper (a limit for dup_mmap() recovery)
+        decl = {n for n in ch.lines if fn.start <= n < fn.body_start}
+        if decl:
+            prior = ctx.prior_function(ch.pc, ch.path, fn.name)
+            old = {p for _, pf in prior for p in pf.params}
+            extra = [p for p in fn.params if p not in old and LIMITISH.search(p.split()[-1])]
+            if prior and extra and len(fn.params) > max(len(p.params) for _, p in prior):
+                out.append(ch.finding(
+                    ctx, min(decl),
+                    f"{fn.name}() gains parameter(s) {', '.join(extra) or '?'}: threading a limit "
+                    "through the teardown path for dup_mmap() recovery complicates every exit"))
     return out

@@ -1,6 +1,6 @@
 """maple-store-alloc: maple-tree stores that may allocate, unprepared or unchecked."""
 
-from mmreview.rulehelpers import functions_with_additions, in_mm, new_lines
+from mmreview.rulehelpers import changed_functions, in_mm
 
 ID = "maple-store-alloc"
 SEVERITY = "warning"
@@ -61,39 +61,34 @@ def _empty(if_node) -> bool:
 
 def check(ctx):
     out = []
-    for pc, fc, cf in ctx.c_changes():
-        if not in_mm(fc.path):
+    for ch in changed_functions(ctx, lambda path, name: in_mm(path)):
+        if not ch.lines:
             continue
-        for fn in functions_with_additions(fc, cf):
-            lines = new_lines(ctx, pc, fc, cf, fn)
-            if not lines:
+        prepared = False
+        ranged = False
+        for call in ch.cf.calls(ch.fn):
+            if call.name in PREALLOC:
+                prepared = True
+            if call.name in RANGE:
+                ranged = True
+            if call.line not in ch.lines:
                 continue
-            prepared = False
-            ranged = False
-            for call in cf.calls(fn):
-                if call.name in PREALLOC:
-                    prepared = True
-                if call.name in RANGE:
-                    ranged = True
-                if call.line not in lines:
-                    continue
-                msg = None
-                if call.name == "mas_store" and len(call.args) == 2 and not prepared:
-                    val = call.args[1].strip()
-                    if val == "NULL":
-                        msg = ("mas_store() of NULL can need memory (a node may split or rebalance) and "
-                               "has no gfp: preallocate or use mas_store_gfp(..., GFP_KERNEL) and "
-                               "handle its failure")
-                    elif ranged:
-                        msg = ("mas_store() of a range can need memory and has no gfp: preallocate "
-                               "(mas_preallocate/vma_iter_prealloc) or use mas_store_gfp() and handle "
-                               "its failure")
-                elif call.name in CHECKED_STORES:
-                    how = _ignored_result(call)
-                    if how:
-                        msg = (f"{call.name}() can fail with -ENOMEM and {how}: unwind (unlock, free) "
-                               "on failure")
-                if msg:
-                    out.append(ctx.finding(pc, fc.path, call.line, f"{fn.name}(): {msg}", function=fn.name,
-                                           excerpt=[cf.line_text(call.line).strip()]))
+            msg = None
+            if call.name == "mas_store" and len(call.args) == 2 and not prepared:
+                val = call.args[1].strip()
+                if val == "NULL":
+                    msg = ("mas_store() of NULL can need memory (a node may split or rebalance) and "
+                           "has no gfp: preallocate or use mas_store_gfp(..., GFP_KERNEL) and "
+                           "handle its failure")
+                elif ranged:
+                    msg = ("mas_store() of a range can need memory and has no gfp: preallocate "
+                           "(mas_preallocate/vma_iter_prealloc) or use mas_store_gfp() and handle "
+                           "its failure")
+            elif call.name in CHECKED_STORES:
+                how = _ignored_result(call)
+                if how:
+                    msg = (f"{call.name}() can fail with -ENOMEM and {how}: unwind (unlock, free) "
+                           "on failure")
+            if msg:
+                out.append(ch.finding(ctx, call.line, f"{ch.fn.name}(): {msg}"))
     return out

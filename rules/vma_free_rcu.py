@@ -1,6 +1,6 @@
 """vma-free-rcu: a VMA freed around vm_area_free()'s RCU path."""
 
-from mmreview.rulehelpers import functions_with_additions, new_lines
+from mmreview.rulehelpers import changed_functions
 
 ID = "vma-free-rcu"
 SEVERITY = "info"
@@ -23,21 +23,16 @@ OWNERS = {"__vm_area_free", "vm_area_free", "vm_area_free_rcu_cb", "vm_area_allo
 
 def check(ctx):
     out = []
-    for pc, fc, cf in ctx.c_changes():
-        for fn in functions_with_additions(fc, cf):
-            if fn.name in OWNERS:
+    for ch in changed_functions(ctx, lambda path, name: name not in OWNERS):
+        for call in ch.cf.calls(ch.fn):
+            if call.line not in ch.lines:
                 continue
-            lines = new_lines(ctx, pc, fc, cf, fn)
-            for call in cf.calls(fn):
-                if call.line not in lines:
-                    continue
-                direct = call.name == "kmem_cache_free" and call.args and \
-                    call.args[0].strip() == "vm_area_cachep"
-                if direct or call.name == "__vm_area_free":
-                    what = "kmem_cache_free(vm_area_cachep, ...)" if direct else "__vm_area_free()"
-                    out.append(ctx.finding(
-                        pc, fc.path, call.line,
-                        f"{fn.name}() frees a VMA with {what}, skipping vm_area_free()'s RCU grace "
-                        "period: lockless page-fault readers may still see it",
-                        function=fn.name, excerpt=[cf.line_text(call.line).strip()]))
+            direct = call.name == "kmem_cache_free" and call.args and \
+                call.args[0].strip() == "vm_area_cachep"
+            if direct or call.name == "__vm_area_free":
+                what = "kmem_cache_free(vm_area_cachep, ...)" if direct else "__vm_area_free()"
+                out.append(ch.finding(
+                    ctx, call.line,
+                    f"{ch.fn.name}() frees a VMA with {what}, skipping vm_area_free()'s RCU grace "
+                    "period: lockless page-fault readers may still see it"))
     return out

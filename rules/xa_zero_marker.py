@@ -1,6 +1,6 @@
 """xa-zero-marker: XA_ZERO_ENTRY stored into the mm's VMA tree."""
 
-from mmreview.rulehelpers import functions_with_additions, in_mm, new_lines
+from mmreview.rulehelpers import changed_functions, in_mm
 
 ID = "xa-zero-marker"
 SEVERITY = "error"
@@ -24,18 +24,13 @@ STORES = {"mas_store", "mas_store_gfp", "mas_store_prealloc", "mas_insert", "vma
 
 def check(ctx):
     out = []
-    for pc, fc, cf in ctx.c_changes():
-        if not in_mm(fc.path):
-            continue
-        for fn in functions_with_additions(fc, cf):
-            lines = new_lines(ctx, pc, fc, cf, fn)
-            for call in cf.calls(fn):
-                if call.line in lines and call.name in STORES and \
-                        any("XA_ZERO_ENTRY" in a for a in call.args[1:]):
-                    out.append(ctx.finding(
-                        pc, fc.path, call.line,
-                        f"{call.name}() stores XA_ZERO_ENTRY into the VMA tree in {fn.name}(); "
-                        "clean the tree up before dropping the lock instead of leaving a marker "
-                        "for exit_mmap() and other walkers to trip over",
-                        function=fn.name, excerpt=[cf.line_text(call.line).strip()]))
+    for ch in changed_functions(ctx, lambda path, name: in_mm(path)):
+        for call in ch.cf.calls(ch.fn):
+            if call.line in ch.lines and call.name in STORES and \
+                    any("XA_ZERO_ENTRY" in a for a in call.args[1:]):
+                out.append(ch.finding(
+                    ctx, call.line,
+                    f"{call.name}() stores XA_ZERO_ENTRY into the VMA tree in {ch.fn.name}(); "
+                    "clean the tree up before dropping the lock instead of leaving a marker "
+                    "for exit_mmap() and other walkers to trip over"))
     return out

@@ -126,6 +126,19 @@ def test_git_range_of_the_tree(clone):
     assert len(s2.patches) == 1 and s2.base_commit == sha and s2.patches[0].total == 1
 
 
+def test_range_leaves_out_an_empty_cover_commit(clone):
+    """b4 prep keeps its cover letter as an empty commit at the start of the branch."""
+    git(clone, "checkout", "--quiet", "-b", "prep", "master")
+    try:
+        git(clone, "commit", "--quiet", "--allow-empty", "-m", "cover: the series' cover letter")
+        git(clone, "cherry-pick", "--quiet", "master..work")
+        s = load_series("master..prep", tree=_tree(clone))
+        assert [(p.number, p.total) for p in s.patches] == [(1, 2), (2, 2)]
+        assert [p.files for p in s.patches] == [["mm/vma.c"], ["lib/maple_tree.c"]]
+    finally:
+        git(clone, "checkout", "--quiet", "work")
+
+
 def test_existing_path_wins_over_range(clone, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "master..work").write_bytes((SERIES / "clean-3.mbox").read_bytes())

@@ -5,7 +5,6 @@ nothing the base had, suppression) and bad input.  Real tree, real git, real che
 from __future__ import annotations
 
 import json
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from ..cliapp import TreeOption, app, fail_usage, run_command, stderr
+from ..cliapp import TreeOption, app, fail_usage, run_command
 from ..errors import EXIT_FINDINGS, EXIT_OK, BadInput
 
 
