@@ -24,6 +24,12 @@ from .gitutil import git_dir, git_env, rev_parse, run_git
 
 PACKAGE = "linux-source-6.12"
 TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
+# Another linux-source tarball (a newer Debian kernel, a trimmed one for tests) can be imported instead.
+TARBALL_ENV = "MMREVIEW_LINUX_TARBALL"
+
+
+def tarball() -> Path:
+    return Path(os.environ.get(TARBALL_ENV) or TARBALL)
 BRANCH = "master"
 # A file every tree mmreview can review has: the maple tree itself.
 KERNEL_MARKER = "lib/maple_tree.c"
@@ -90,9 +96,12 @@ Progress = Callable[[str, int, int], None]   # (what, done, total)
 
 
 
-def _ensure_tarball(progress: Progress | None) -> None:
-    if TARBALL.exists():
-        return
+def _ensure_tarball(progress: Progress | None) -> Path:
+    path = tarball()
+    if path.exists():
+        return path
+    if path != TARBALL:
+        raise InfraError(f"{TARBALL_ENV}={path}", "no such file")
     if shutil.which("apt-get") is None:
         raise InfraError(str(TARBALL), f"missing, and no apt-get to install {PACKAGE}")
     if progress:
@@ -105,6 +114,7 @@ def _ensure_tarball(progress: Progress | None) -> None:
             raise InfraError(" ".join(cmd), last)
     if not TARBALL.exists():
         raise InfraError(str(TARBALL), f"{PACKAGE} installed but the tarball is not there")
+    return TARBALL
 
 
 def _package_version() -> str:
@@ -189,14 +199,14 @@ def init_default_tree(progress: Progress | None = None) -> tuple[Path, bool]:
     with exclusive(dest.parent / ".init.lock"):
         if (dest / "HEAD").exists() and rev_parse(dest, BRANCH):
             return dest, False
-        _ensure_tarball(progress)
+        source = _ensure_tarball(progress)
         tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         for stale in dest.parent.glob(f".{dest.name}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)   # a killed earlier run
         run_git(dest.parent, "init", "--quiet", "--bare", f"--initial-branch={BRANCH}", str(tmp))
         try:
-            release = _fast_import(TARBALL, tmp, progress)
+            release = _fast_import(source, tmp, progress)
             run_git(tmp, "tag", f"v{release}", BRANCH)
             shutil.rmtree(dest, ignore_errors=True)
             os.rename(tmp, dest)   # atomic: a reader sees no tree or a whole one

@@ -1,0 +1,89 @@
+"""The default tree: where it is, importing a linux-source tarball into git, once, under a lock.
+
+The full 6.12.117 import is exercised by the session fixture `kernel_tree` (conftest), which also
+checks its commit id is the one every machine gets.  These tests import a small tarball cut from
+that tree (MMREVIEW_LINUX_TARBALL), so they can run the import several times in seconds.
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import BASE_SHA, git, mmreview
+
+PICK = ["Makefile", "lib/maple_tree.c", "mm/vma.c", "scripts/checkpatch.pl", "Documentation/Changes",
+        ".gitignore"]
+
+
+@pytest.fixture(scope="module")
+def small_tarball(kernel_tree: Path, tmp_path_factory) -> Path:
+    """linux-source-6.12/ with a few real files: a regular file, an executable, a symlink, the
+    .gitignore that ignores everything at the top level."""
+    out = tmp_path_factory.mktemp("tarball") / "linux-source-6.12.tar.xz"
+    tar = subprocess.run(["git", "-C", str(kernel_tree), "archive", "--format=tar",
+                          "--prefix=linux-source-6.12/", BASE_SHA, *PICK],
+                         capture_output=True, check=True).stdout
+    out.write_bytes(lzma.compress(tar))
+    return out
+
+
+def env_for(tmp_path: Path, tarball: Path | None) -> dict:
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    if tarball:
+        env["MMREVIEW_LINUX_TARBALL"] = str(tarball)
+    return env
+
+
+def test_tree_path_prints_the_path_last(tmp_path):
+    proc = mmreview("tree", "path", env=env_for(tmp_path, None))
+    assert proc.returncode == 0
+    assert proc.stdout.decode().splitlines()[-1] == str(tmp_path / "cache/mmreview/trees/linux-6.12.git")
+    assert "not provisioned" in proc.stderr.decode()
+
+
+def test_import_keeps_content_modes_and_links(tmp_path, small_tarball, kernel_tree):
+    proc = mmreview("tree", "init", env=env_for(tmp_path, small_tarball))
+    assert proc.returncode == 0, proc.stderr
+    repo = Path(proc.stdout.decode().splitlines()[-1])
+    assert git(repo, "log", "--format=%s").splitlines() == ["Linux 6.12.117"]
+    assert git(repo, "tag") == "v6.12.117"
+    ours = git(repo, "ls-tree", "-r", "HEAD")
+    theirs = git(kernel_tree, "ls-tree", "-r", BASE_SHA, "--", *PICK)
+    assert ours == theirs          # same blobs, same modes (100755, 120000), nothing left out
+    # The commit is a function of the tarball alone: a second import elsewhere gets the same id.
+    other = tmp_path / "again"
+    proc2 = mmreview("tree", "init", env=env_for(other, small_tarball))
+    assert Path(proc2.stdout.decode().splitlines()[-1]) != repo
+    assert git(Path(proc2.stdout.decode().splitlines()[-1]), "rev-parse", "HEAD") == git(repo, "rev-parse", "HEAD")
+
+
+def test_init_is_idempotent_and_safe_to_run_twice_at_once(tmp_path, small_tarball):
+    env = {**os.environ, **env_for(tmp_path, small_tarball)}
+    procs = [subprocess.Popen(["mmreview", "tree", "init"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env) for _ in range(2)]
+    outs = [(p.wait(timeout=300), p.stdout.read().decode(), p.stderr.read().decode()) for p in procs]
+    assert [rc for rc, _, _ in outs] == [0, 0], outs
+    paths = {out.splitlines()[-1] for _, out, _ in outs}
+    assert len(paths) == 1
+    said = sorted("created" if "created" in err else "already" for _, _, err in outs)
+    assert said == ["already", "created"], outs      # one imported, the other waited and found it
+    repo = Path(paths.pop())
+    head = git(repo, "rev-parse", "HEAD")
+    assert git(repo, "rev-list", "--count", "--all") == "1"
+    assert not list(repo.parent.glob(".linux-6.12.git.tmp-*"))
+    proc = mmreview("tree", "init", env=env_for(tmp_path, small_tarball))
+    assert proc.returncode == 0 and "already provisioned" in proc.stderr.decode()
+    assert git(repo, "rev-parse", "HEAD") == head
+
+
+def test_missing_tarball_is_one_line_and_exit_3(tmp_path):
+    proc = mmreview("tree", "init", env=env_for(tmp_path, tmp_path / "nope.tar.xz"))
+    err = proc.stderr.decode()
+    assert proc.returncode == 3
+    assert err.strip().splitlines() == [f"mmreview: error: MMREVIEW_LINUX_TARBALL={tmp_path}/nope.tar.xz: no such file"]
+    assert not (tmp_path / "cache/mmreview/trees/linux-6.12.git").exists()
