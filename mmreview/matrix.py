@@ -46,7 +46,7 @@ from typing import Callable
 from . import suites as suites_mod
 from .build import BuildOutcome, BuildSpec, Cancelled, ProcessRegistry, build, input_key
 from .results import BUILD_FAILED, FAILING, NOT_RUN, TIMEOUT, V_NEW, Cell, RunResult
-from .run_parse import parse_run
+from .run_parse import build_error_line, parse_run
 from .suites import Binary, Suite
 from .targets import Availability, Target, all_targets, availability, cpu_count
 from .tree import cache_dir
@@ -284,7 +284,7 @@ class _Scheduler:
                 r = RunResult(target=b.spec.target.name, suite=b.spec.suite.name, binary=bin_.name,
                               state=BUILD_FAILED, duration=round(outcome.duration, 2),
                               excerpt=outcome.error,
-                              reason=(outcome.error[0] if outcome.error else "build failed"),
+                              reason=build_error_line(outcome.error) or "build failed",
                               command=b.spec.user_command(bin_.name),
                               sanitizers=list(b.spec.sanitizers))
                 self._record(b, r)

@@ -121,12 +121,20 @@ def parse_run(target: str, suite: str, binary: str, output: str, returncode: int
 _CC_ERROR = re.compile(r"^.*?(?:error|Error|undefined reference to|multiple definition of)\b.*$", re.M)
 
 
+_BUILD_ERROR = re.compile(r":\d+(?::\d+)?: (?:fatal )?error: |undefined reference to|multiple definition of"
+                          r"|cannot find -l|No such file or directory|\*\*\* No rule to make target")
+
+
+def build_error_line(excerpt: list[str]) -> str:
+    """The error itself out of an excerpt (which may open with an 'In function' line)."""
+    return next((l.strip() for l in excerpt if _BUILD_ERROR.search(l)), excerpt[0].strip() if excerpt else "")
+
+
 def first_build_error(log: str) -> list[str]:
     """The first compiler/linker error and the lines after it (make's own lines last resort)."""
     lines = log.splitlines()
     for i, l in enumerate(lines):
-        if re.search(r":\d+(?::\d+)?: (?:fatal )?error: |undefined reference to|multiple definition of"
-                     r"|cannot find -l|No such file or directory|\*\*\* No rule to make target", l):
+        if _BUILD_ERROR.search(l):
             # Include the "In function" context line just above a linker error.
             start = i - 1 if i and ("In function" in lines[i - 1] or "in function" in lines[i - 1]) else i
             return [x[:300] for x in lines[start:start + 8]]

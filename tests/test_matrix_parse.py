@@ -90,3 +90,11 @@ def test_missing_input_is_a_build_error():
            "make: *** No rule to make target '../../../lib/test_xarray.c', needed by 'xarray-shared.o'.\n"
            "make: Target 'vma' not remade because of errors.\n")
     assert "No rule to make target '../../../lib/test_xarray.c'" in first_build_error(log)[0]
+
+
+def test_build_error_line_is_the_error_not_its_context():
+    from mmreview.run_parse import build_error_line
+    exc = ["/usr/bin/ld: vma.o: in function `remove_vma':",
+           "/x/../../../mm/vma.c:332: undefined reference to `vma_close'",
+           "collect2: error: ld returned 1 exit status"]
+    assert build_error_line(exc) == "/x/../../../mm/vma.c:332: undefined reference to `vma_close'"

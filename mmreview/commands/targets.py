@@ -6,13 +6,12 @@ import json
 import subprocess
 import sys
 import time
-from typing import Optional
 
 import typer
 from rich.table import Table
 
 from ..cliapp import app, run_command, stdout
-from ..errors import EXIT_INFRA, EXIT_OK, InfraError
+from ..errors import EXIT_OK, InfraError
 from .. import targets as targets_mod
 
 
