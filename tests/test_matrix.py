@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_SHA, SERIES, mmreview
+from conftest import SERIES, mmreview
 from mmreview import targets as T
 from mmreview.tree import cache_dir
 
