@@ -101,6 +101,20 @@ def test_check_clean_series(tmp_path):
     assert {r["id"] for r in data["rules"]} >= {"lock-order", "xa-zero-marker", "checkpatch"}
 
 
+def test_check_keeps_every_review_for_report(tmp_path, kernel_tree):
+    """Without --json-out the Review still lands on disk, named on stderr, for `mmreview report`."""
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    proc = mmreview("check", str(SERIES / "clean-3.mbox"), "--tree", str(kernel_tree),
+                    "--profile", "rules", env=env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    saved = list((tmp_path / "mmreview" / "reviews").glob("*.json"))
+    assert len(saved) == 1
+    assert f"review saved to {saved[0]}" in proc.stderr.decode()
+    again = mmreview("report", str(saved[0]), "--format", "json", env=env)
+    assert again.returncode == 0
+    assert json.loads(again.stdout)["verdict"] == "clean"
+
+
 def test_check_findings_series_exits_1_and_report_rerenders(tmp_path):
     out = tmp_path / "review.json"
     proc = mmreview("check", str(SERIES / "rules-lock-order-pos.mbox"), "--profile", "rules",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +13,7 @@ import typer
 from ..cliapp import TreeOption, app, fail_usage, run_command, stderr, stdout
 from ..render import FORMATS
 from ..review import FAIL_ON_CHOICES, Review
+from ..tree import cache_dir
 
 FormatOption = typer.Option("terminal", "--format", "-f",
                             help=f"Report format: {', '.join(FORMATS)}.")
@@ -53,8 +57,9 @@ def check_cmd(
                                                            "review: error, warning, info, or none."),
     fmt: str = FormatOption,
     output: Optional[Path] = OutputOption,
-    json_out: Optional[Path] = typer.Option(None, "--json-out", help="Also write the Review as JSON "
-                                                                     "here (for `mmreview report`)."),
+    json_out: Optional[Path] = typer.Option(
+        None, "--json-out", help="Write the Review as JSON here, for `mmreview report` "
+                                 "(default: a new file under ~/.cache/mmreview/reviews/)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Matrix cells in parallel."),
     ignore: list[str] = typer.Option([], "--ignore", help="Skip this rule id (repeatable)."),
     sender: Optional[str] = FromOption,
@@ -77,8 +82,18 @@ def check_cmd(
                            ignore=tuple(ignore))
         with progress_display(stderr, quiet=quiet) as progress:
             review = run_check(req, progress)
-        if json_out is not None:
-            json_out.write_text(review.dumps(), encoding="utf-8")
+        saved = json_out or _review_path()
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(review.dumps(), encoding="utf-8")
+        if not quiet:
+            print(f"mmreview: review saved to {saved} (`mmreview report {saved} --format F`)",
+                  file=sys.stderr)
         emit(review, fmt, output, sender)
         return review.exit_code
     raise typer.Exit(run_command(body))
+
+
+def _review_path() -> Path:
+    """Where a review is kept when --json-out names no file: every check can be re-rendered."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return cache_dir() / "reviews" / f"{stamp}-{os.getpid()}.json"
