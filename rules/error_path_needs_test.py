@@ -36,15 +36,14 @@ def _failure_lines(cf, fn, lines, added):
     return out
 
 
-def _guard_line(node) -> int | None:
-    """Line of the condition of the `if` a statement is the body of."""
+def _guard(node):
+    """The condition of the `if` a statement is the body of, or None."""
     p = node.parent
     if p is not None and p.type == "compound_statement":
         p = p.parent
     if p is None or p.type != "if_statement":
         return None
-    cond = p.child_by_field_name("condition")
-    return cond.start_point[0] + 1 if cond is not None else None
+    return p.child_by_field_name("condition")
 
 
 def _gotos_and_enomem(cf, fn, lines, added):
@@ -54,11 +53,15 @@ def _gotos_and_enomem(cf, fn, lines, added):
         ln = n.start_point[0] + 1
         # a goto that existed before is still a new failure path when the test guarding it is new
         if n.type == "goto_statement":
-            guard = _guard_line(n)
+            cond = _guard(n)
+            guard = cond.start_point[0] + 1 if cond is not None else None
             where = ln if ln in lines else guard if guard in lines else None
             label = n.child_by_field_name("label")
             name = label.text.decode() if label is not None else ""
-            if where is not None and (ERROR_LABEL.search(name) or _under_error_test(n)):
+            # an error label, or the body of an `if` that tests an error value
+            under_error_test = cond is not None and bool(
+                ERROR_TEST.search(cond.text.decode("utf-8", "replace")))
+            if where is not None and (ERROR_LABEL.search(name) or under_error_test):
                 yield where, f"goto {name}"
             continue
         if n.type == "identifier" and n.text == b"ENOMEM" and ln in lines and _returned(n):
@@ -67,17 +70,6 @@ def _gotos_and_enomem(cf, fn, lines, added):
         if n.type == "comment":
             continue
         stack.extend(n.children)
-
-
-def _under_error_test(node) -> bool:
-    """The goto is the body of an `if` whose condition tests an error value."""
-    p = node.parent
-    if p is not None and p.type == "compound_statement":
-        p = p.parent
-    if p is None or p.type != "if_statement":
-        return False
-    cond = p.child_by_field_name("condition")
-    return cond is not None and bool(ERROR_TEST.search(cond.text.decode("utf-8", "replace")))
 
 
 def _returned(node) -> bool:
