@@ -14,6 +14,7 @@ Ctrl-C (or a timeout) kills the whole process group and leaves nothing running.
 from __future__ import annotations
 
 import hashlib
+import re
 import os
 import shlex
 import signal
@@ -174,6 +175,13 @@ class BuildOutcome:
     built: list[str] = field(default_factory=list)
 
 
+def _tree_relative(line: str, src: Path) -> str:
+    """Paths in compiler output as the reader knows them: `mm/vma.c:332`, not the build copy's
+    `<work dir>/src/tools/testing/vma/../../../mm/vma.c:332`."""
+    return re.sub(re.escape(str(src)) + r"/(\S+?)(?=[:\s]|$)",
+                  lambda m: os.path.normpath(m.group(1)), line)
+
+
 def build(co, rev: str, spec: BuildSpec, workdir: Path, procs: ProcessRegistry) -> BuildOutcome:
     """Export the suite's paths at `rev` into `workdir` and make the binaries there."""
     start = time.monotonic()
@@ -193,5 +201,5 @@ def build(co, rev: str, spec: BuildSpec, workdir: Path, procs: ProcessRegistry) 
     rc, _, _ = procs.run(cmd, cwd=suite_dir, log=log)
     built = [b for b in spec.binaries if (suite_dir / b).is_file()]
     ok = rc == 0
-    error = [] if ok else first_build_error(log.read_text(errors="replace"))
+    error = [] if ok else [_tree_relative(l, src) for l in first_build_error(log.read_text(errors="replace"))]
     return BuildOutcome(ok, suite_dir, log, time.monotonic() - start, error=error, built=built)
