@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Callable, Iterator
 from .errors import BadInput, InfraError
 from .gitutil import git_out, run_git, show_file
 from .series import Series
+from .rundirs import new_run_dir, remove_stale
 from .tree import Tree, cache_dir
 
 Progress = Callable[[str, int, int], None]
@@ -96,42 +95,12 @@ def worktrees_dir() -> Path:
     return cache_dir() / "worktrees"
 
 
-_OWNER = "mmreview-owner"      # "<pid> <start time>" of the run that owns a work tree
 _KEPT = "mmreview-kept"        # --keep: never removed as stale
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale_worktrees() -> list[Path]:
     """Remove work trees whose owning run is gone (killed with SIGKILL, machine crash)."""
-    removed = []
-    root = worktrees_dir()
-    if not root.is_dir():
-        return removed
-    for wt in root.iterdir():
-        owner = wt / ".git" / _OWNER
-        if (wt / ".git" / _KEPT).exists():
-            continue
-        try:
-            pid = int(owner.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            # No owner: being created this instant, or not ours.
-            if time.time() - wt.stat().st_mtime < 60:
-                continue
-            pid = -1
-        if pid > 0 and _pid_alive(pid):
-            continue
-        shutil.rmtree(wt, ignore_errors=True)
-        removed.append(wt)
-    return removed
+    return remove_stale(worktrees_dir(), keep=lambda wt: (wt / ".git" / _KEPT).exists())
 
 
 @dataclass
@@ -185,17 +154,8 @@ def _sparse_dirs(files: list[str]) -> list[str]:
     return sorted(dirs)
 
 
-def _worktree_path() -> Path:
-    root = worktrees_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    return root / f"{os.getpid()}-{secrets.token_hex(4)}"
-
-
 def _init_worktree(wt: Path, tree: Tree, base_sha: str, files: list[str]) -> None:
     gitdir = wt / ".git"
-    gitdir.mkdir(parents=True)
-    # Owner first: a run killed at any later point leaves a work tree the next run can tell is stale.
-    (gitdir / _OWNER).write_text(f"{os.getpid()} {time.time():.0f}\n")
     run_git(wt.parent, "init", "--quiet", str(wt))
     objects = Path(git_out(tree.path, "rev-parse", "--path-format=absolute", "--git-path", "objects"))
     (gitdir / "objects" / "info" / "alternates").write_text(f"{objects}\n")
@@ -299,7 +259,7 @@ def apply_series(tree: Tree, series: Series, base: str | None = None, keep: bool
     """Apply `series` onto `tree` at its base in a fresh Checkout; remove it afterwards unless `keep`."""
     base_sha, base_rev, reason = choose_base(tree, series, base)
     remove_stale_worktrees()
-    wt = _worktree_path()
+    wt = new_run_dir(worktrees_dir())
     with _terminate_as_interrupt():
         try:
             if progress:

@@ -45,6 +45,7 @@ from typing import Callable
 
 from . import suites as suites_mod
 from .build import BuildOutcome, BuildSpec, Cancelled, ProcessRegistry, build, input_key
+from .rundirs import new_run_dir, remove_stale
 from .results import BUILD_FAILED, FAILING, NOT_RUN, TIMEOUT, V_NEW, Cell, RunResult
 from .run_parse import build_error_line, parse_run
 from .suites import Binary, Suite
@@ -150,22 +151,6 @@ def _cache_put(key: str, r: RunResult) -> None:
 
 def work_root() -> Path:
     return cache_dir() / "matrix-work"
-
-
-def _remove_stale_workdirs() -> None:
-    root = work_root()
-    if not root.is_dir():
-        return
-    for d in root.iterdir():
-        try:
-            pid = int(d.name.split("-")[0])
-            os.kill(pid, 0)
-            continue
-        except ProcessLookupError:
-            pass
-        except (ValueError, PermissionError):
-            continue
-        shutil.rmtree(d, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- planning
@@ -346,8 +331,8 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
     infos, avail = _target_infos(targets)
     base, tip = co.base_sha, co.result.tip_sha
 
-    _remove_stale_workdirs()
-    workdir = work_root() / f"{os.getpid()}-{secrets.token_hex(4)}"
+    remove_stale(work_root())
+    workdir = new_run_dir(work_root())
     workdir.mkdir(parents=True, exist_ok=True)
     procs = ProcessRegistry()
     sched = _Scheduler(jobs, procs, progress, co, workdir, use_cache)
