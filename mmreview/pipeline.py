@@ -119,13 +119,11 @@ def committed_checkout(tree, series, base: str | None):
 def committed_parent(repo, series) -> str:
     """The parent of the commit in `repo`'s recent history (HEAD back to 500 commits) whose
     patch-id equals patch 1's; BadInput if there is none."""
-    import subprocess
     from .errors import BadInput
-    from .gitutil import git_env, git_out
+    from .gitutil import git_out, run_git
 
     def patch_ids(diff: bytes) -> list[str]:
-        proc = subprocess.run(["git", "-C", str(repo), "patch-id", "--stable"], input=diff,
-                              capture_output=True, env=git_env())
+        proc = run_git(repo, "patch-id", "--stable", input=diff, check=False)
         return [line.split() for line in proc.stdout.decode().splitlines() if line.strip()]
 
     if not series.patches:
@@ -133,10 +131,8 @@ def committed_parent(repo, series) -> str:
     want = patch_ids(b"diff-marker\n" + series.patches[0].diff.encode())
     if not want:
         raise BadInput(series.source, "patch 1 has no diff git can compute a patch-id of")
-    log = subprocess.run(["git", "-C", str(repo), "log", f"--max-count={_SEARCH_DEPTH}",
-                          "--min-parents=1", "--max-parents=1", "-p", "--format=commit %H", "HEAD"],
-                         capture_output=True,
-                         env=git_env())
+    log = run_git(repo, "log", f"--max-count={_SEARCH_DEPTH}", "--min-parents=1", "--max-parents=1",
+                  "-p", "--format=commit %H", "HEAD", check=False)
     for pid, commit in patch_ids(log.stdout):
         if pid == want[0][0]:
             return git_out(repo, "rev-parse", f"{commit}^")
