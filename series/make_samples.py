@@ -99,12 +99,7 @@ static noinline void __init check_find_range_rev(struct maple_tree *mt)
 """
 
 
-def make_clean():
-    branch("clean-3")
-    edit("mm/vma.c", """ * vma_complete- Helper function for handling the unlocking after altering VMAs,
- * or for inserting a VMA.""", """ * vma_complete() - Helper function for handling the unlocking after altering
- * VMAs, or for inserting a VMA.""")
-    commit("""mm/vma: fix the kernel-doc header of vma_complete()
+VMA_DOC_MSG = """mm/vma: fix the kernel-doc header of vma_complete()
 
 The comment above vma_complete() reads "vma_complete- Helper ...", which
 kernel-doc does not recognise as a function description, so the helper
@@ -114,7 +109,20 @@ form the neighbouring helpers already use and rewrap the line.
 No functional change.
 
 Signed-off-by: Ada Reviewer <ada@example.org>
-""", "2025-06-02T10:00:00+0200")
+"""
+
+
+def fix_vma_complete_doc(message, date):
+    """Patch 1 of clean-3 (v2) and of its v1, which differ only in the message."""
+    edit("mm/vma.c", """ * vma_complete- Helper function for handling the unlocking after altering VMAs,
+ * or for inserting a VMA.""", """ * vma_complete() - Helper function for handling the unlocking after altering
+ * VMAs, or for inserting a VMA.""")
+    commit(message, date)
+
+
+def make_clean():
+    branch("clean-3")
+    fix_vma_complete_doc(VMA_DOC_MSG, "2025-06-02T10:00:00+0200")
     edit("lib/maple_tree.c", """ * mas_find_range_rev: On the first call, find the first non-null entry at or
  * below mas->index down to %min.  Otherwise advance to the previous slot after
  * mas->index down to %min.""", """ * mas_find_range_rev() - On the first call, find the first non-null entry at
@@ -148,20 +156,9 @@ Signed-off-by: Ada Reviewer <ada@example.org>
 def make_v1():
     # v1 of clean-3: patch 1 has a typo in its message, patch 2 lacks the empty-range remark.
     branch("clean-3-v1")
-    edit("mm/vma.c", """ * vma_complete- Helper function for handling the unlocking after altering VMAs,
- * or for inserting a VMA.""", """ * vma_complete() - Helper function for handling the unlocking after altering
- * VMAs, or for inserting a VMA.""")
-    commit("""mm/vma: fix the kernel-doc header of vma_complete()
-
-The comment above vma_complete() reads "vma_complete- Helper ...", which
-kernel-doc does not recognise as a function descripton, so the helper
-is missing from the generated documentation.  Use the "name() - text"
-form the neighbouring helpers already use and rewrap the line.
-
-No functional change.
-
-Signed-off-by: Ada Reviewer <ada@example.org>
-""", "2025-05-26T09:00:00+0200")
+    # v1's message has the typo the review in thread-v2 points out.
+    fix_vma_complete_doc(VMA_DOC_MSG.replace("function description", "function descripton"),
+                         "2025-05-26T09:00:00+0200")
     edit("lib/maple_tree.c", """ * mas_find_range_rev: On the first call, find the first non-null entry at or
  * below mas->index down to %min.  Otherwise advance to the previous slot after
  * mas->index down to %min.""", """ * mas_find_range_rev() - On the first call, find the first non-null entry at
