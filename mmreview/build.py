@@ -17,6 +17,7 @@ import hashlib
 import re
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -28,8 +29,9 @@ from .gitutil import git_out
 from .run_parse import first_build_error
 from .suites import Suite
 from .targets import Target, compiler_version
+from .tree import cache_dir
 
-CACHE_SCHEMA = "1"
+CACHE_SCHEMA = "2"
 
 # Appended after the suite's own flags: drop its sanitizers, add the target's choice.
 WRAPPER_MK = """\
@@ -131,8 +133,12 @@ class BuildSpec:
             flags += [f"-L{self.urcu_prefix}/lib"]
         return flags
 
-    def make_args(self, src: Path) -> list[str]:
-        return [f"CC={self.target.cc}", "MM_CFLAGS=" + " ".join(self.cflags(src)),
+    def make_args(self, src: Path, launcher: str = "") -> list[str]:
+        cc = f"{launcher} {self.target.cc}" if launcher else self.target.cc
+        # Debug info (and so linker errors and sanitizer reports) names files as in the tree,
+        # not in this build's copy: which also lets ccache share objects between copies.
+        cflags = [*self.cflags(src), f"-ffile-prefix-map={src}/="]
+        return [f"CC={cc}", "MM_CFLAGS=" + " ".join(cflags),
                 "MM_LDFLAGS=" + " ".join(self.ldflags()),
                 *(f"{k}={v}" for k, v in self.target.make_vars)]
 
@@ -173,17 +179,38 @@ class BuildOutcome:
     duration: float
     error: list[str] = field(default_factory=list)
     built: list[str] = field(default_factory=list)
+    src: Path | None = None         # the export's root: what `tree_relative` strips
+
+    def tree_relative(self, line: str) -> str:
+        return tree_relative(line, self.src) if self.src else line
 
 
-def _tree_relative(line: str, src: Path) -> str:
+def tree_relative(line: str, src: Path) -> str:
     """Paths in compiler output as the reader knows them: `mm/vma.c:332`, not the build copy's
-    `<work dir>/src/tools/testing/vma/../../../mm/vma.c:332`."""
-    return re.sub(re.escape(str(src)) + r"/(\S+?)(?=[:\s]|$)",
-                  lambda m: os.path.normpath(m.group(1)), line)
+    `<work dir>/src/tools/testing/vma/../../../mm/vma.c:332` (compiler) or the debug info's
+    `tools/testing/vma/../../../mm/vma.c:332` (linker, sanitizer reports)."""
+    line = re.sub(re.escape(str(src)) + r"/(\S+?)(?=[:\s]|$)", lambda m: os.path.normpath(m.group(1)), line)
+    return re.sub(r"(?<![\w/.])tools/testing/[\w.-]+/(?:\.\./)+\S+?(?=[:\s]|$)",
+                  lambda m: os.path.normpath(m.group(0)), line)
 
 
-def build(co, rev: str, spec: BuildSpec, workdir: Path, procs: ProcessRegistry) -> BuildOutcome:
-    """Export the suite's paths at `rev` into `workdir` and make the binaries there."""
+def compiler_cache_env(base_dir: Path) -> dict[str, str]:
+    """ccache for every compile, when installed: the tip build after the base (and the next series
+    on the same base) recompiles only the files the series changed.  Every build is a fresh copy
+    under `base_dir` at the same depth, so with absolute paths made relative to it (and the
+    working directory hashed as -ffile-prefix-map maps it) two copies of one source hash alike.
+    The copies are never modified after export, so their fresh mtimes are no race to guard."""
+    if shutil.which("ccache") is None:
+        return {}
+    return {"CCACHE_DIR": str(cache_dir() / "ccache"), "CCACHE_BASEDIR": str(base_dir),
+            "CCACHE_MAXSIZE": "2G",
+            "CCACHE_SLOPPINESS": "include_file_mtime,include_file_ctime"}
+
+
+def build(co, rev: str, spec: BuildSpec, workdir: Path, procs: ProcessRegistry,
+          cache_base: Path | None = None) -> BuildOutcome:
+    """Export the suite's paths at `rev` into `workdir` and make the binaries there.
+    `cache_base`: the directory all builds sharing a compiler cache live under (same depth)."""
     start = time.monotonic()
     src = workdir / "src"
     co.export(rev, src, spec.paths())
@@ -195,11 +222,13 @@ def build(co, rev: str, spec: BuildSpec, workdir: Path, procs: ProcessRegistry) 
         log.write_text(f"{spec.suite.directory}/Makefile does not exist at {rev[:12]}\n")
         return BuildOutcome(False, suite_dir, log, time.monotonic() - start,
                             error=[f"{spec.suite.directory}/Makefile does not exist at {rev[:12]}"])
-    cmd = ["make", "-C", str(suite_dir), "-f", str(mk), *spec.make_args(src), *spec.binaries]
+    env = compiler_cache_env(cache_base) if cache_base else {}
+    cmd = ["make", "-C", str(suite_dir), "-f", str(mk),
+           *spec.make_args(src, launcher="ccache" if env else ""), *spec.binaries]
     # -k: one binary failing to link must not hide whether the others build.
     cmd.insert(1, "-k")
-    rc, _, _ = procs.run(cmd, cwd=suite_dir, log=log)
+    rc, _, _ = procs.run(cmd, cwd=suite_dir, log=log, env=env)
     built = [b for b in spec.binaries if (suite_dir / b).is_file()]
     ok = rc == 0
-    error = [] if ok else [_tree_relative(l, src) for l in first_build_error(log.read_text(errors="replace"))]
-    return BuildOutcome(ok, suite_dir, log, time.monotonic() - start, error=error, built=built)
+    error = [] if ok else [tree_relative(l, src) for l in first_build_error(log.read_text(errors="replace"))]
+    return BuildOutcome(ok, suite_dir, log, time.monotonic() - start, error=error, built=built, src=src)

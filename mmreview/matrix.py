@@ -28,6 +28,9 @@ cached (they may be load), and neither is anything from an interrupted run.
 Scheduling: builds and runs share one pool of `jobs` worker threads, each task
 one process group; the ready queue is ordered by estimated remaining work
 (qemu targets' long runs start first), which keeps the cores busy to the end.
+A tip (or per-patch) build waits for the base build of its target and suite, so
+that through the compiler cache (build.compiler_cache_env) it recompiles only
+what the series changed.
 """
 
 from __future__ import annotations
@@ -167,10 +170,16 @@ class _Build:
     outcome: BuildOutcome | None = None
     workdir: Path | None = None
     runs_left: int = 0
+    followers: list["_Build"] = field(default_factory=list)   # builds queued when this one ends
+    queued: bool = False
+    finished: bool = False
+
+
+BUILD_SECONDS = 8.0     # a suite's build, about the same on every target (measured 2-12 s)
 
 
 def _estimate(target: Target, binary: Binary) -> float:
-    return binary.timeout / 6 * target.timeout_factor
+    return binary.seconds * target.slowdown
 
 
 class _Scheduler:
@@ -238,7 +247,8 @@ class _Scheduler:
 
     # -- tasks
 
-    def add_build(self, b: _Build) -> None:
+    def add_build(self, b: _Build, after: _Build | None = None) -> None:
+        """Queue `b` (unless its results are all cached); with `after`, once that build is done."""
         if self.use_cache:
             cached = {bin_.name: _cache_get(b.key, bin_.name) for bin_ in b.binaries}
             if all(cached.values()):
@@ -246,7 +256,16 @@ class _Scheduler:
                 for r in b.results.values():
                     self.progress(Event("done", f"{b.label} {r.binary}", result=r))
                 return
-        work = 20 * b.spec.target.timeout_factor ** 0.5 + max(_estimate(b.spec.target, x) for x in b.binaries)
+        with self.lock:
+            if after is not None and after is not b and after.queued and not after.finished:
+                after.followers.append(b)
+                return
+        self._queue_build(b)
+
+    def _queue_build(self, b: _Build) -> None:
+        b.queued = True
+        # A build's priority is the longest chain it starts: itself, then its longest run.
+        work = BUILD_SECONDS + max(_estimate(b.spec.target, x) for x in b.binaries)
         self.submit(work, lambda: self._do_build(b))
 
     def _do_build(self, b: _Build) -> None:
@@ -256,7 +275,14 @@ class _Scheduler:
             shutil.rmtree(wd)
         wd.mkdir(parents=True)
         b.workdir = wd
-        outcome = build(self.co, b.rev, b.spec, wd, self.procs)
+        try:
+            outcome = build(self.co, b.rev, b.spec, wd, self.procs, cache_base=work_root())
+        finally:
+            with self.lock:
+                b.finished = True
+                followers, b.followers = b.followers, []
+            for f in followers:         # queued even if this build failed or was cancelled
+                self._queue_build(f)
         b.outcome = outcome
         b.runs_left = len([x for x in b.binaries if x.name in outcome.built])
         if not b.runs_left:
@@ -289,6 +315,8 @@ class _Scheduler:
                                              env=env)
         out = log.read_text(errors="replace")
         r = parse_run(t.name, b.spec.suite.name, bin_.name, out, rc, secs, timed_out, timeout)
+        r.excerpt = [b.outcome.tree_relative(line) for line in r.excerpt]
+        r.reason = b.outcome.tree_relative(r.reason)
         r.command = b.spec.user_command(bin_.name)
         r.sanitizers = list(b.spec.sanitizers)
         self._record(b, r)
@@ -351,12 +379,13 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
         return builds[k]
 
     plan: list[tuple[Target, Suite, Binary, _Build | None, _Build | None]] = []
+    bases: dict[tuple[str, str], _Build] = {}
     for t in targets:
         for s, bins in selection:
             if not avail[t.name].available:
                 plan += [(t, s, b, None, None) for b in bins]
                 continue
-            bb = want(t, s, bins, base, "base")
+            bb = bases[(t.name, s.name)] = want(t, s, bins, base, "base")
             tb = want(t, s, bins, tip, "tip")
             plan += [(t, s, b, bb, tb) for b in bins]
 
@@ -376,8 +405,9 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
     if progress:
         progress(Event("plan", total=sum(len(b.binaries) for b in builds.values())))
     try:
-        for b in builds.values():
-            sched.add_build(b)
+        # Base builds first: every other build of the same target and suite follows its base's.
+        for b in sorted(builds.values(), key=lambda b: b.rev != base):
+            sched.add_build(b, after=bases.get((b.spec.target.name, b.spec.suite.name)))
         sched.wait()
     finally:
         procs.kill_all()

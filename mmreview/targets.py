@@ -39,6 +39,7 @@ class Target:
     triplet: str
     packages: tuple[str, ...]
     timeout_factor: float = 1.0
+    slowdown: float = 1.0            # run time here / natively on x86_64: only orders the work
     tree_paths: tuple[str, ...] = ()  # extra kernel paths this target's build needs
     urcu: str = "multiarch"          # "multiarch" | "riscv_urcu"
     source: str = ""                 # the .toml text, part of the cache key
@@ -68,6 +69,7 @@ def _load(path: Path) -> Target:
             sanitizers=tuple(d.get("sanitizers", ())), dpkg_arch=d.get("dpkg_arch", ""),
             triplet=d["triplet"], packages=tuple(d.get("packages", ())),
             timeout_factor=float(d.get("timeout_factor", 1.0)),
+            slowdown=float(d.get("slowdown", 1.0)),
             tree_paths=tuple(d.get("tree_paths", ())), urcu=d.get("urcu", "multiarch"), source=text)
     except KeyError as exc:
         raise BadInput(str(path), f"target file lacks {exc.args[0]!r}") from None

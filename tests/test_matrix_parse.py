@@ -98,3 +98,19 @@ def test_build_error_line_is_the_error_not_its_context():
            "/x/../../../mm/vma.c:332: undefined reference to `vma_close'",
            "collect2: error: ld returned 1 exit status"]
     assert build_error_line(exc) == "/x/../../../mm/vma.c:332: undefined reference to `vma_close'"
+
+
+def test_paths_read_as_in_the_tree():
+    """Compiler errors name the build copy; linker errors and sanitizer frames name the debug
+    info's tree-relative path (builds compile with -ffile-prefix-map): both read as in the tree."""
+    from pathlib import Path
+    from mmreview.build import tree_relative
+    src = Path("/root/.cache/mmreview/matrix-work/123-ab/x86_64-radix-tree-0123456789/src")
+    assert tree_relative(f"{src}/tools/testing/radix-tree/../../../lib/xarray.c:1150:17: error: 'foo'",
+                         src) == "lib/xarray.c:1150:17: error: 'foo'"
+    assert tree_relative("tools/testing/vma/../../../mm/vma.c:332: undefined reference to `vma_close'",
+                         src) == "mm/vma.c:332: undefined reference to `vma_close'"
+    frame = "    #1 0x55d0 in xas_find tools/testing/radix-tree/../../../lib/xarray.c:1339"
+    assert tree_relative(frame, src) == "    #1 0x55d0 in xas_find lib/xarray.c:1339"
+    ld = "/usr/lib/gcc-cross/aarch64-linux-gnu/12/../../../../aarch64-linux-gnu/bin/ld: vma.o:"
+    assert tree_relative(ld, src) == ld       # not a tree path: left alone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -62,6 +63,12 @@ def setup(arch: str = typer.Option(..., "--arch", help="Targets to provide, comm
           dry_run: bool = typer.Option(False, "--dry-run", help="Print the commands, run nothing.")) -> None:
     """Install what the named targets lack (Debian: apt, multiarch), and build riscv64's liburcu."""
     def body() -> int:
+        # ccache: not needed to build, but a tip build then recompiles only what the series changed.
+        if shutil.which("ccache") is None:
+            if dry_run:
+                print("apt-get install -y ccache")
+            else:
+                _apt("apt-get install -y ccache")
         for t in targets_mod.parse_arch_list(arch):
             a = targets_mod.availability(t)
             if a.available:
