@@ -18,6 +18,7 @@ import pytest
 
 from mmreview import riscv_urcu
 from mmreview.errors import InfraError
+from mmreview.filelock import exclusive
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -204,7 +205,7 @@ def test_a_second_process_waits_for_the_builder_then_reuses_its_build(prefix: Pa
     code = ("from mmreview import riscv_urcu as r\n"
             "p = r.ensure_riscv64_liburcu(progress=lambda w, d, t: print('step', w, flush=True))\n"
             "print('prefix', p)\n")
-    with riscv_urcu._lock(base / "liburcu.lock"):
+    with exclusive(base / f"{riscv_urcu.SOURCE_PACKAGE}.lock"):     # the lock the builder takes
         proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
