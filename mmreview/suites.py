@@ -4,10 +4,10 @@ Profiles
 --------
 ``quick`` runs xarray, multiorder (radix-tree) and vma on every target.  Why this
 subset: it exercises lib/xarray.c, the radix-tree/IDR glue and mm/vma.c on every
-word size and byte order, and for all six targets, base and tip (12 builds, 36 runs)
-it costs about 800 CPU seconds: ~400 s of wall time on an idle 2-core machine (measured:
-603 s while other jobs shared the cores).  xarray is 10-25 s natively with ASan and
-60-130 s under qemu; multiorder and vma about a second; a vma build 7-20 s.  ``maple`` is
+word size and byte order, and for all six targets, base and tip (24 builds, 36 runs)
+it costs about 480-520 CPU seconds: 243-264 s of wall time on an idle 2-core machine
+(benchmarks/matrix.py).  xarray is 5-13 s natively with ASan and 35-76 s under qemu;
+multiorder and vma about a second; a suite's build 2-12 s.  ``maple`` is
 left out even natively: it takes 105-250 s per run (x2 for base and tip, x2 native
 targets), which alone would take most of the budget; ``idr-test`` runs for a fixed
 ~44 s and ``main`` for 85-300 s.  Those are in ``full``.
