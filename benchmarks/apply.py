@@ -28,6 +28,9 @@ from mmreview.checkout import apply_series          # noqa: E402
 from mmreview.intake import load_series             # noqa: E402
 from mmreview.tree import init_default_tree, open_tree   # noqa: E402
 
+# The CLI this Python's environment installed (the venv's entry point), not whatever is on PATH.
+MMREVIEW = str(Path(sys.executable).with_name("mmreview"))
+
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
        "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.org", "LC_ALL": "C"}
 FILES = ["mm/vma.c", "mm/mmap.c", "lib/maple_tree.c", "mm/rmap.c", "tools/testing/radix-tree/maple.c"]
@@ -72,7 +75,7 @@ def baseline(tree: Path, mbox: Path, work: Path) -> float:
 
 def ours(tree: Path, mbox: Path) -> float:
     start = time.monotonic()
-    proc = subprocess.run(["mmreview", "apply", str(mbox), "--tree", str(tree)], env=ENV,
+    proc = subprocess.run([MMREVIEW, "apply", str(mbox), "--tree", str(tree)], env=ENV,
                           capture_output=True)
     took = time.monotonic() - start
     if proc.returncode != 0:

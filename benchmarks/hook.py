@@ -25,6 +25,9 @@ sys.path.insert(0, str(REPO))
 
 from mmreview import tree as tree_mod  # noqa: E402
 
+# The CLI this Python's environment installed (the venv's entry point), not whatever is on PATH.
+MMREVIEW = str(Path(sys.executable).with_name("mmreview"))
+
 ID = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
       "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.org", "LC_ALL": "C"}
 FILES = ["mm/vma.c", "mm/mmap.c", "mm/rmap.c", "lib/maple_tree.c", "mm/mremap.c", "mm/memory.c",
@@ -47,7 +50,7 @@ def setup(work: Path, kernel: Path, ignore: list[str]) -> Path:
     git(repo, "checkout", "--quiet", "master")
     git(repo, "remote", "add", "pushto", str(work / "remote.git"))
     git(repo, "fetch", "--quiet", "pushto")
-    subprocess.run(["mmreview", "hook", "install", "--tree", str(repo), "--profile", "rules",
+    subprocess.run([MMREVIEW, "hook", "install", "--tree", str(repo), "--profile", "rules",
                     *[a for i in ignore for a in ("--ignore", i)]], check=True, capture_output=True)
     return repo
 

@@ -43,6 +43,9 @@ from mmreview.intake import load_series  # noqa: E402
 from mmreview.targets import availability, cpu_count, parse_arch_list  # noqa: E402
 from mmreview.tree import cache_dir, default_tree_path, open_tree  # noqa: E402
 
+# The CLI this Python's environment installed (the venv's entry point), not whatever is on PATH.
+MMREVIEW = str(Path(sys.executable).with_name("mmreview"))
+
 
 def children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -121,7 +124,7 @@ def main() -> int:
         if real_toolchains.is_dir():
             (Path(tmp) / "cache" / "mmreview").mkdir(parents=True)
             (Path(tmp) / "cache" / "mmreview" / "toolchains").symlink_to(real_toolchains)
-        wall_a, cpu_a, pa = timed(["mmreview", "test", args.series_a, *common], env)
+        wall_a, cpu_a, pa = timed([MMREVIEW, "test", args.series_a, *common], env)
         cells = json.loads(pa.stdout or b"[]")
         print(f"mmreview (fresh cache): {wall_a:7.1f} s wall, {cpu_a:7.1f} CPU s, exit {pa.returncode}, "
               f"{len(cells)} cells, {sum(c['verdict'] == 'new-failure' for c in cells)} new failures, "
@@ -132,7 +135,7 @@ def main() -> int:
                   f"   tip {c['tip']:12} {tr['duration']:6.1f}s   {c['verdict']}")
         seconds = []
         for series_b in args.series_b:
-            wall_b, cpu_b, pb = timed(["mmreview", "test", series_b, *common], env)
+            wall_b, cpu_b, pb = timed([MMREVIEW, "test", series_b, *common], env)
             if pb.returncode not in (0, 1):      # not a verdict: no figure to compare
                 print(f"second series {series_b}: exit {pb.returncode}: "
                       f"{pb.stderr.decode(errors='replace').strip()}")

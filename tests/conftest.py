@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,13 @@ from mmreview import tree as tree_mod
 REPO = Path(__file__).resolve().parents[1]
 SERIES = REPO / "series"
 BASE_SHA = "95ba86de1f0d16a60e2fb689cf5ce4a786bad879"   # `mmreview tree init` on linux-source-6.12 6.12.117-1~deb12u1
+
+# The CLI as this environment provides it: the entry point installed next to the Python running
+# the tests (the venv's), never whatever `mmreview` a developer's shell happens to have on PATH.
+BIN = Path(sys.executable).parent
+MMREVIEW = str(BIN / "mmreview")
+# For tools that run mmreview by name (b4's per-patch check command): the venv activated.
+VENV_PATH = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 GIT_ID = {"GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "test@example.org",
           "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "test@example.org"}
@@ -34,7 +42,7 @@ def git(repo: Path | str, *args: str, input: bytes | None = None, check: bool = 
 def mmreview(*args: str, input: bytes | None = None, env: dict | None = None,
              timeout: float = 3600) -> subprocess.CompletedProcess:
     """Run the real CLI as a user would."""
-    return subprocess.run(["mmreview", *args], input=input, capture_output=True, timeout=timeout,
+    return subprocess.run([MMREVIEW, *args], input=input, capture_output=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=REPO)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_SHA, SERIES, git, mmreview
+from conftest import BASE_SHA, MMREVIEW, SERIES, git, mmreview
 
 
 def snapshot(repo: Path) -> dict:
@@ -195,7 +195,7 @@ def test_tree_that_is_not_git_or_not_kernel(tmp_path, made_series, cache):
 
 def _interrupt(user_clone: Path, mbox: Path, cache: dict, sig: int) -> subprocess.Popen:
     """Start an apply and deliver `sig` once its work tree exists."""
-    proc = subprocess.Popen(["mmreview", "apply", str(mbox), "--tree", str(user_clone)],
+    proc = subprocess.Popen([MMREVIEW, "apply", str(mbox), "--tree", str(user_clone)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, **cache})
     deadline = time.monotonic() + 30

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_SHA, git, mmreview
+from conftest import BASE_SHA, BIN, MMREVIEW, VENV_PATH, git, mmreview
 from mmreview.hook import CHAINED, MARKER, push_ranges
 
 
@@ -155,7 +155,7 @@ def test_pre_commit_framework_range_from_environment(pushing_clone):
                       XA_ZERO + "\tif (vp->remove && vp->remove2)\n\t\tmas_store(&vmi->mas, XA_ZERO_ENTRY);\n",
                       "mm/vma: mark removed ranges with XA_ZERO_ENTRY", "Marker.")
     env = {"PRE_COMMIT_FROM_REF": BASE_SHA, "PRE_COMMIT_TO_REF": tip}
-    proc = subprocess.run(["mmreview", "hook", "run", "--profile", "rules"], cwd=repo,
+    proc = subprocess.run([MMREVIEW, "hook", "run", "--profile", "rules"], cwd=repo,
                           capture_output=True, text=True, env={**os.environ, **env},
                           stdin=subprocess.DEVNULL, timeout=600)
     assert proc.returncode == 1, proc.stderr
@@ -167,8 +167,8 @@ def test_b4_prep_check_runs_mmreview_per_patch(pushing_clone):
     repo = pushing_clone
     git(repo, "config", "user.name", "Test Author")
     git(repo, "config", "user.email", "test@example.org")
-    env = {**os.environ, "LC_ALL": "C.UTF-8"}
-    prep = subprocess.run(["b4", "prep", "-n", "xazero", "-f", "master"], cwd=repo,
+    env = {**os.environ, **VENV_PATH, "LC_ALL": "C.UTF-8"}   # as a user with the venv activated
+    prep = subprocess.run([str(BIN / "b4"), "prep", "-n", "xazero", "-f", "master"], cwd=repo,
                           capture_output=True, text=True, env=env, timeout=300)
     assert prep.returncode == 0, prep.stderr
     commit_edit(repo, "mm/vma.c", " * vma_complete- Helper function", " * vma_complete() - Helper function",
@@ -178,7 +178,7 @@ def test_b4_prep_check_runs_mmreview_per_patch(pushing_clone):
                 "mm/vma: mark removed ranges with XA_ZERO_ENTRY", "Marker.")
     git(repo, "config", "b4.prep-perpatch-check-cmd",
         "mmreview check - --tree . --base from-tree --profile rules --format terse --quiet")
-    check = subprocess.run(["b4", "prep", "--check", "--no-cache"], cwd=repo, capture_output=True,
+    check = subprocess.run([str(BIN / "b4"), "prep", "--check", "--no-cache"], cwd=repo, capture_output=True,
                            text=True, env=env, timeout=600)
     out = check.stdout + check.stderr
     assert "Success: 1, Warning: 0, Error: 1" in out, out

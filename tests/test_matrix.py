@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SERIES, mmreview
+from conftest import MMREVIEW, SERIES, mmreview
 from mmreview import targets as T
 from mmreview.tree import cache_dir
 
@@ -175,7 +175,7 @@ def _descendants_in(workdir_prefix: str) -> list[str]:
 
 
 def test_ctrl_c_kills_children_and_leaves_nothing():
-    proc = subprocess.Popen(["mmreview", "test", str(SERIES / "matrix-break-xarray.mbox"), "--arch",
+    proc = subprocess.Popen([MMREVIEW, "test", str(SERIES / "matrix-break-xarray.mbox"), "--arch",
                              "x86_64,arm64", "--binary", "xarray", "--no-cache"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     work = cache_dir() / "matrix-work"

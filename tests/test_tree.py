@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_SHA, git, mmreview
+from conftest import BASE_SHA, MMREVIEW, git, mmreview
 
 PICK = ["Makefile", "lib/maple_tree.c", "mm/vma.c", "scripts/checkpatch.pl", "Documentation/Changes",
         ".gitignore"]
@@ -64,7 +64,7 @@ def test_import_keeps_content_modes_and_links(tmp_path, small_tarball, kernel_tr
 
 def test_init_is_idempotent_and_safe_to_run_twice_at_once(tmp_path, small_tarball):
     env = {**os.environ, **env_for(tmp_path, small_tarball)}
-    procs = [subprocess.Popen(["mmreview", "tree", "init"], stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([MMREVIEW, "tree", "init"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env) for _ in range(2)]
     outs = [(p.wait(timeout=300), p.stdout.read().decode(), p.stderr.read().decode()) for p in procs]
     assert [rc for rc, _, _ in outs] == [0, 0], outs
