@@ -30,8 +30,9 @@ stderr = Console(stderr=True, highlight=False)
 
 T = TypeVar("T")
 
-TreeOption = typer.Option(None, "--tree", help="Kernel git tree (default: the provisioned tree, "
-                                              "see `mmreview tree path`).")
+TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a provisioned kernel such as "
+                                              "7.3 or 6.1 (`mmreview tree list`); default: the 6.12 "
+                                              "tree, see `mmreview tree path`.")
 
 
 def run_command(fn: Callable[[], T]) -> T:
