@@ -348,9 +348,7 @@ def init_tarball(path: Path, progress: Progress | None = None,
     subject = f"{TARBALL_ENV}={path}" if from_env else str(path)
     if not path.is_file():
         raise (InfraError if from_env else BadInput)(subject, "no such file")
-    if progress:
-        progress(f"reading {path.name}", 0, 1)
-    release = tarball_release(path)
+    release = tarball_release(path)            # reads up to the top-level Makefile: a second or two
     dest = tree_path(kernel_name(release) or "")
     owner = _owning_package(path)
 

@@ -71,3 +71,37 @@ def user_clone(kernel_tree: Path, tmp_path: Path) -> Path:
     git(dest, "sparse-checkout", "set", "mm", "lib", "tools/testing/radix-tree")
     git(dest, "checkout", "--quiet", "master")
     return dest
+
+
+# ---------------------------------------------------------------- other kernels (tree init --kernel V)
+# Provisioned once per machine under $XDG_CACHE_HOME like the default (the first use fetches the
+# Debian package, ~10-20 s, and imports it, ~70-80 s); tests never write to them.
+
+@pytest.fixture(scope="session")
+def provisioned_tree():
+    """A factory: provisioned_tree("7.3") -> the bare repo of that kernel (see mmreview/kernels.py)."""
+    done: dict[str, Path] = {}
+
+    def provision(version: str) -> Path:
+        if version not in done:
+            done[version], _ = tree_mod.init_kernel(version)
+        return done[version]
+    return provision
+
+
+@pytest.fixture(scope="session")
+def tree_61(provisioned_tree) -> Path:
+    """Debian's linux-source-6.1 (bookworm-security) as a bare repo."""
+    return provisioned_tree("6.1")
+
+
+@pytest.fixture(scope="session")
+def tree_73(provisioned_tree) -> Path:
+    """Debian's linux-source-7.3 (trixie-backports) as a bare repo."""
+    return provisioned_tree("7.3")
+
+
+@pytest.fixture(scope="session")
+def tree_612(kernel_tree: Path) -> Path:
+    """The default tree (6.12) under the same naming as tree_61 / tree_73."""
+    return kernel_tree

@@ -7,6 +7,7 @@ that tree (MMREVIEW_LINUX_TARBALL), so they can run the import several times in 
 
 from __future__ import annotations
 
+import json
 import lzma
 import os
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BASE_SHA, MMREVIEW, git, mmreview
+from mmreview import tree as tree_mod
 
 PICK = ["Makefile", "lib/maple_tree.c", "mm/vma.c", "scripts/checkpatch.pl", "Documentation/Changes",
         ".gitignore"]
@@ -87,3 +89,66 @@ def test_missing_tarball_is_one_line_and_exit_3(tmp_path):
     assert proc.returncode == 3
     assert err.strip().splitlines() == [f"mmreview: error: MMREVIEW_LINUX_TARBALL={tmp_path}/nope.tar.xz: no such file"]
     assert not (tmp_path / "cache/mmreview/trees/linux-6.12.git").exists()
+
+
+@pytest.fixture(scope="module")
+def tarball_66(kernel_tree: Path, tmp_path_factory) -> Path:
+    """A small tarball whose Makefile says 6.6: not a kernel mmreview fetches, any other kernel."""
+    import io
+    import tarfile
+    out = tmp_path_factory.mktemp("tarball66") / "linux-6.6.5.tar.xz"
+    makefile = git(kernel_tree, "show", f"{BASE_SHA}:Makefile").replace(
+        "PATCHLEVEL = 12", "PATCHLEVEL = 6", 1).replace("SUBLEVEL = 117", "SUBLEVEL = 5", 1).encode()
+    maple = subprocess.run(["git", "-C", str(kernel_tree), "show", f"{BASE_SHA}:lib/maple_tree.c"],
+                           capture_output=True, check=True).stdout
+    with tarfile.open(out, "w:xz") as tf:
+        for name, data in (("Makefile", makefile), ("lib/maple_tree.c", maple)):
+            info = tarfile.TarInfo(f"linux-6.6.5/{name}")
+            info.size, info.mtime, info.mode = len(data), 1700000000, 0o644
+            tf.addfile(info, io.BytesIO(data))
+    return out
+
+
+def test_tarball_lands_in_the_tree_its_makefile_names(tmp_path, tarball_66, monkeypatch):
+    env = env_for(tmp_path, None)
+    proc = mmreview("tree", "init", "--tarball", str(tarball_66), env=env)
+    assert proc.returncode == 0, proc.stderr
+    repo = Path(proc.stdout.decode().splitlines()[-1])
+    assert repo == tmp_path / "cache/mmreview/trees/linux-6.6.git"
+    assert "kernel 6.6 tree created" in proc.stderr.decode()
+    assert git(repo, "log", "--format=%B").strip() == "Linux 6.6.5\n\nImported by mmreview from linux-6.6.5.tar.xz."
+    assert git(repo, "tag") == "v6.6.5"
+    assert not (tmp_path / "cache/mmreview/trees/linux-6.12.git").exists()
+    # Again: a no-op.  `tree list` shows it; `--tree 6.6` opens it.
+    proc = mmreview("tree", "init", "--tarball", str(tarball_66), env=env)
+    assert proc.returncode == 0 and "already provisioned" in proc.stderr.decode()
+    rows = json.loads(mmreview("tree", "list", "--json", env=env).stdout)
+    row = next(r for r in rows if r["kernel"] == "6.6")
+    assert row["provisioned"] and not row["known"] and row["release"] == "6.6.5"
+    monkeypatch.setenv("XDG_CACHE_HOME", env["XDG_CACHE_HOME"])
+    assert tree_mod.open_tree("6.6").path == repo
+    proc = mmreview("tree", "path", "--kernel", "6.6", env=env)
+    assert proc.stdout.decode().splitlines()[-1] == str(repo) and proc.returncode == 0
+
+
+def test_the_environment_tarball_lands_by_its_release_too(tmp_path, tarball_66):
+    # MMREVIEW_LINUX_TARBALL used to import anything into linux-6.12.git.
+    proc = mmreview("tree", "init", env=env_for(tmp_path, tarball_66))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().splitlines()[-1] == str(tmp_path / "cache/mmreview/trees/linux-6.6.git")
+    assert not (tmp_path / "cache/mmreview/trees/linux-6.12.git").exists()
+
+
+def test_tarball_errors_are_one_line_exit_2(tmp_path):
+    env = env_for(tmp_path, None)
+    proc = mmreview("tree", "init", "--tarball", str(tmp_path / "nope.tar.xz"), env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().strip().splitlines() == [f"mmreview: error: {tmp_path}/nope.tar.xz: no such file"]
+    junk = tmp_path / "junk.tar.xz"
+    junk.write_bytes(lzma.compress(b"not a tarball"))
+    proc = mmreview("tree", "init", "--tarball", str(junk), env=env)
+    assert proc.returncode == 2 and len(proc.stderr.decode().strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.decode().startswith(f"mmreview: error: {junk}: ")
+    proc = mmreview("tree", "init", "--tarball", str(junk), "--kernel", "7.3", env=env)
+    assert proc.returncode == 2 and len(proc.stderr.decode().strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "cache/mmreview/trees").exists() or not list((tmp_path / "cache/mmreview/trees").glob("linux-*"))
