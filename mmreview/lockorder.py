@@ -9,7 +9,12 @@ pages.  A block with its own scope overrides the main order only where it
 applies (hugetlb code, mm/memory-failure.c); elsewhere only the pairs that do
 not contradict the main order are used.
 
-Lock calls are mapped to the comment's names by `lock_event(call)`.
+Lock calls are mapped to the comment's names by `lock_event(call)`.  Every name of the comment
+must map to lock APIs (`apis_for(id)`); a name that maps to none is kept in the hierarchy but listed
+in `Hierarchy.unmapped()`, so the rule can say which orders it cannot check instead of losing them
+silently.  Older trees spell some locks differently: 6.1 writes the folio lock as
+`page->flags PG_locked (lock_page)`; a name the tables do not know is also tried through the lock
+API its parenthesised note names (`(lock_page)`).
 """
 
 from __future__ import annotations
@@ -40,7 +45,17 @@ NAME_IDS = {
     "tasklist_lock": "tasklist_lock",
     "hugetlb_fault_mutex": "hugetlb_fault_mutex",
     "vma_lock": "hugetlb_vma_lock",
+    # 6.1 and older: the page lock, which the folio lock APIs take
+    "page->flags PG_locked": "folio_lock",
+    # the lockdep class of a hugetlbfs inode's i_mmap_rwsem: the same i_mmap_lock_* calls
+    "hugetlbfs_i_mmap_rwsem_key": "i_mmap_rwsem",
 }
+# Names whose calls cannot be told apart from another line's: the locks above them are ordered
+# before them, but nothing is ordered below them (hugetlbfs_i_mmap_rwsem_key sits above
+# vma_start_write and mapping->i_mmap_rwsem, which would otherwise order i_mmap_rwsem both ways).
+ALIASES = {"hugetlbfs_i_mmap_rwsem_key":
+           "lockdep class of a hugetlbfs inode's i_mmap_rwsem (huge_pmd_share): the same calls as "
+           "mapping->i_mmap_rwsem, so only the locks above it are ordered against it"}
 
 # Lock APIs -> lock id.  Trylocks are left out on purpose: they cannot deadlock,
 # and mm takes them against the order (e.g. folio_trylock under i_mmap_rwsem).
@@ -50,13 +65,29 @@ ACQUIRE = {
     **dict.fromkeys(["mmap_write_lock", "mmap_read_lock", "mmap_write_lock_killable",
                      "mmap_read_lock_killable", "mmap_write_lock_nested"], "mmap_lock"),
     "vma_start_write": "vma_write",
-    **dict.fromkeys(["folio_lock", "__folio_lock", "folio_lock_killable", "lock_page"], "folio_lock"),
+    **dict.fromkeys(["folio_lock", "__folio_lock", "folio_lock_killable", "__folio_lock_killable",
+                     "lock_page", "__lock_page", "lock_page_killable", "__lock_page_killable",
+                     "folio_lock_or_retry", "__folio_lock_or_retry"], "folio_lock"),
     **dict.fromkeys(["filemap_invalidate_lock", "filemap_invalidate_lock_shared"], "invalidate_lock"),
     **dict.fromkeys(["inode_lock", "inode_lock_shared", "inode_lock_nested"], "i_rwsem"),
     **dict.fromkeys(["pte_offset_map_lock", "pmd_lock", "pud_lock", "huge_pte_lock"], "ptl"),
     **dict.fromkeys(["folio_lruvec_lock", "folio_lruvec_lock_irq", "folio_lruvec_lock_irqsave"],
                     "lru_lock"),
     **dict.fromkeys(["hugetlb_vma_lock_read", "hugetlb_vma_lock_write"], "hugetlb_vma_lock"),
+    # 6.1 (gone with the move_lock line in 6.13)
+    **dict.fromkeys(["folio_memcg_lock", "lock_page_memcg"], "move_lock"),
+}
+# Trylocks: a lock taken with one is held afterwards (a blocking acquire of a lock above it is a
+# violation), but the trylock itself is never reported: it cannot deadlock, and mm takes them
+# against the order on purpose (e.g. folio_trylock under i_mmap_rwsem).
+TRYLOCK = {
+    **dict.fromkeys(["folio_trylock", "trylock_page"], "folio_lock"),
+    **dict.fromkeys(["mmap_read_trylock", "mmap_write_trylock"], "mmap_lock"),
+    **dict.fromkeys(["i_mmap_trylock_read", "i_mmap_trylock_write"], "i_mmap_rwsem"),
+    **dict.fromkeys(["anon_vma_trylock_read", "anon_vma_trylock_write"], "anon_vma_rwsem"),
+    **dict.fromkeys(["inode_trylock", "inode_trylock_shared"], "i_rwsem"),
+    **dict.fromkeys(["filemap_invalidate_trylock_shared"], "invalidate_lock"),
+    **dict.fromkeys(["hugetlb_vma_trylock_read", "hugetlb_vma_trylock_write"], "hugetlb_vma_lock"),
 }
 RELEASE = {
     **dict.fromkeys(["i_mmap_unlock_write", "i_mmap_unlock_read"], "i_mmap_rwsem"),
@@ -70,6 +101,7 @@ RELEASE = {
     **dict.fromkeys(["unlock_page_lruvec", "unlock_page_lruvec_irq", "unlock_page_lruvec_irqrestore",
                      "lruvec_unlock", "lruvec_unlock_irq", "lruvec_unlock_irqrestore"], "lru_lock"),
     **dict.fromkeys(["hugetlb_vma_unlock_read", "hugetlb_vma_unlock_write"], "hugetlb_vma_lock"),
+    **dict.fromkeys(["folio_memcg_unlock", "__folio_memcg_unlock", "unlock_page_memcg"], "move_lock"),
 }
 # Generic primitives: the lock is named by the field their argument points at.
 _GENERIC_ACQ = re.compile(r"^(spin_lock(_irq|_irqsave|_bh|_nested)?|down_(read|write)(_killable|_nested)?"
@@ -82,8 +114,13 @@ _FIELD_IDS = {
     "swap_lock": "swap_lock", "i_lock": "i_lock", "private_lock": "private_lock", "lru_lock": "lru_lock",
     "sb_lock": "sb_lock", "tasklist_lock": "tasklist_lock", "i_pages": "i_pages",
     "invalidate_lock": "invalidate_lock", "i_rwsem": "i_rwsem", "mmap_lock": "mmap_lock",
-    "hugetlb_fault_mutex_table": "hugetlb_fault_mutex",
+    "hugetlb_fault_mutex_table": "hugetlb_fault_mutex", "i_private_lock": "private_lock",
+    "move_lock": "move_lock",
 }
+# Fields the generic primitives name only together with their owner (see _field_of).
+_OWNED_FIELDS = {"anon_vma_rwsem": "down_write(&anon_vma->root->rwsem)",
+                 "wb_list_lock": "spin_lock(&wb->list_lock)"}
+_GENERIC_SHOWN = "spin_lock*/down_*/mutex_lock*/read_lock*/write_lock*/xa_lock*"
 # mmap_write_unlock() also ends every vma_start_write() of the mm.
 ALSO_RELEASES = {"mmap_lock": ("vma_write",)}
 
@@ -104,11 +141,29 @@ def lock_event(name: str, args: list[str]) -> tuple[str, str] | None:
         return "acquire", ACQUIRE[name]
     if name in RELEASE:
         return "release", RELEASE[name]
+    if name in TRYLOCK:
+        return "trylock", TRYLOCK[name]
     if args and (_GENERIC_ACQ.match(name) or _GENERIC_REL.match(name)):
         lid = _field_of(args[0])
         if lid:
             return ("acquire" if _GENERIC_ACQ.match(name) else "release"), lid
     return None
+
+
+def apis_for(lock_id: str) -> list[str]:
+    """The calls that take `lock_id`, as --explain shows them ([] when none: an unmapped line)."""
+    out = [k for k, v in ACQUIRE.items() if v == lock_id]
+    out += [f"{k} (trylock)" for k, v in TRYLOCK.items() if v == lock_id]
+    fields = [f for f, v in _FIELD_IDS.items() if v == lock_id]
+    if fields:
+        out.append(f"{_GENERIC_SHOWN}(&...->{'|'.join(fields)})")
+    if lock_id in _OWNED_FIELDS:
+        out.append(_OWNED_FIELDS[lock_id])
+    return out
+
+
+def is_mapped(lock_id: str) -> bool:
+    return bool(apis_for(lock_id))
 
 
 @dataclass
@@ -119,6 +174,12 @@ class Node:
     line: int                   # line number in mm/rmap.c
     indent: int
     parent: "Node | None" = None
+    alias: bool = False         # ordered below its ancestors only (see ALIASES)
+
+    @property
+    def unmapped(self) -> list[str]:
+        """The names of this line that no lock API maps to."""
+        return [n for n, i in zip(self.names, self.ids) if not is_mapped(i)]
 
 
 @dataclass
@@ -150,6 +211,9 @@ class Hierarchy:
         for n in block.nodes:
             anc = n.parent
             while anc is not None:
+                if anc.alias:
+                    anc = anc.parent
+                    continue
                 for a in anc.ids:
                     for b in n.ids:
                         if a != b:
@@ -181,6 +245,46 @@ class Hierarchy:
         return result
 
 
+    def nodes(self) -> list[tuple[Block, Node]]:
+        return [(b, n) for b in self.blocks for n in b.nodes]
+
+    def unmapped(self) -> list[Node]:
+        """Lines with a name no lock API maps to: orders through them cannot be checked."""
+        return [n for _, n in self.nodes() if n.unmapped]
+
+    def describe(self) -> list[str]:
+        """The hierarchy as parsed, one line per comment line, indented by depth, with the lock
+        APIs each maps to (what `mmreview rules --explain lock-order --tree T` prints)."""
+        out: list[str] = []
+        for b in self.blocks:
+            title = b.title or "(untitled block)"
+            out.append(f"{self.path}: {title}  [scope: {b.scope}]")
+            for n in b.nodes:
+                depth = 0
+                p = n.parent
+                while p is not None:
+                    depth += 1
+                    p = p.parent
+                head = f"  {n.line:>4}: {'  ' * depth}{', '.join(n.names)}"
+                parts = []
+                for name, lid in zip(n.names, n.ids):
+                    apis = apis_for(lid)
+                    if apis:
+                        parts.append(f"{lid}: {', '.join(apis)}")
+                    else:
+                        parts.append(f"UNMAPPED ({name!r} maps to no lock API; not checked)")
+                if n.alias:
+                    parts.append("note: " + ALIASES.get(n.names[0], "alias"))
+                out.append(f"{head}  -> {'; '.join(parts)}")
+        bad = self.unmapped()
+        if bad:
+            out.append("unmapped lines (orders through them are not checked):")
+            out += [f"  {self.path}:{n.line}: {n.text}" for n in bad]
+        else:
+            out.append("every lock line maps to lock APIs")
+        return out
+
+
 class NoHierarchy(Exception):
     pass
 
@@ -194,12 +298,22 @@ def _names(entry: str) -> list[str]:
     return [n[2:] if n.startswith("->") else n for n in names]
 
 
-def _lock_id(name: str) -> str:
+def _lock_id(name: str, text: str = "") -> str:
+    """The id of a comment name; a name no table knows is tried through the lock API its
+    parenthesised note names (6.1: `page->flags PG_locked (lock_page)`)."""
     if name in NAME_IDS:
         return NAME_IDS[name]
-    if name.endswith(" lock"):
-        name = name[:-5]
-    return re.split(r"->|\.", name)[-1].strip()
+    if "PG_locked" in name:
+        return "folio_lock"
+    bare = name[:-5] if name.endswith(" lock") else name
+    lid = re.split(r"->|\.", bare)[-1].strip()
+    if is_mapped(lid):
+        return lid
+    for api in re.findall(r"\(([^()]*)\)", text):
+        for word in re.findall(r"\w+", api):
+            if word in ACQUIRE:
+                return ACQUIRE[word]
+    return lid
 
 
 def parse_hierarchy(src: str, path: str = "mm/rmap.c") -> Hierarchy:
@@ -238,8 +352,9 @@ def parse_hierarchy(src: str, path: str = "mm/rmap.c") -> Hierarchy:
             continue
         while stack and stack[-1].indent >= indent:
             stack.pop()
-        node = Node(names=names, ids=[_lock_id(n) for n in names], text=text, line=i + 1, indent=indent,
-                    parent=stack[-1] if stack else None)
+        node = Node(names=names, ids=[_lock_id(n, text) for n in names], text=text, line=i + 1,
+                    indent=indent, parent=stack[-1] if stack else None,
+                    alias=len(names) == 1 and names[0] in ALIASES)
         if not blocks[-1].nodes and "memory_failure" in text:
             blocks[-1].scope = "memory_failure"
         blocks[-1].nodes.append(node)
@@ -287,7 +402,7 @@ def violations(calls, order: dict[tuple[str, str], Order],
     """Walk lock calls in textual order (flow-insensitive); report each acquire of a lock
     the hierarchy puts above one already held.  A call to a helper of the same file that takes
     locks itself counts as taking them there (one level deep; what it leaves held is not tracked)."""
-    held: list[tuple[str, object]] = []
+    held: list[tuple[str, object, object]] = []     # (lock id, call, region where not held)
     out = []
     for c in calls:
         ev = lock_event(c.name, c.args)
@@ -295,12 +410,20 @@ def violations(calls, order: dict[tuple[str, str], Order],
             if not held or helpers is None:
                 continue
             for lid in sorted(helpers.get(c.name, ())):
-                for hid, hcall in held:
+                for hid, hcall, failed in held:
+                    if failed is not None or hcall.name in TRYLOCK:
+                        continue    # a trylock's hold is a guess already; helpers may drop it first
                     o = order.get((lid, hid))
-                    if o is not None and reachable(hcall.node, c.node):
+                    if o is not None and _held_at(hcall, failed, c):
                         out.append(Violation(held_call=hcall, taken_call=c, order=o))
             continue
         kind, lid = ev
+        if kind == "trylock":
+            # held afterwards where it succeeded; the trylock itself is never a violation
+            failed = _trylock_failed_region(c.node)
+            if failed is not False:
+                held.append((lid, c, failed))
+            continue
         if kind == "release":
             for j in range(len(held) - 1, -1, -1):
                 if held[j][0] == lid:
@@ -309,12 +432,45 @@ def violations(calls, order: dict[tuple[str, str], Order],
             for extra in ALSO_RELEASES.get(lid, ()):
                 held = [h for h in held if h[0] != extra]
             continue
-        for hid, hcall in held:
+        for hid, hcall, failed in held:
             o = order.get((lid, hid))
-            if o is not None and reachable(hcall.node, c.node):
+            if o is not None and _held_at(hcall, failed, c):
                 out.append(Violation(held_call=hcall, taken_call=c, order=o))
-        held.append((lid, c))
+        held.append((lid, c, None))
     return out
+
+
+def _held_at(hcall, failed, c) -> bool:
+    if failed is not None and _under(c.node, failed):
+        return False            # the branch where the trylock failed
+    return reachable(hcall.node, c.node)
+
+
+def _trylock_failed_region(node):
+    """Where a trylock in an `if` condition did not take the lock: the `if`'s consequence for
+    `if (!trylock(...))`, its alternative (or None) for `if (trylock(...))`.  False when the
+    result is not tested by an `if` (assigned, returned, looped on): then it is not tracked."""
+    negated = False
+    n = node
+    while n.parent is not None:
+        p = n.parent
+        if p.type == "parenthesized_expression":
+            n = p
+            continue
+        if p.type == "unary_expression" and p.child_by_field_name("operator") is not None and \
+                p.child_by_field_name("operator").type == "!":
+            negated = not negated
+            n = p
+            continue
+        if p.type == "binary_expression" and p.child_by_field_name("operator") is not None and \
+                p.child_by_field_name("operator").type in ("&&", "||"):
+            n = p
+            continue
+        if p.type == "if_statement" and p.child_by_field_name("condition") is not None and \
+                p.child_by_field_name("condition").id == n.id:
+            return p.child_by_field_name("consequence") if negated else p.child_by_field_name("alternative")
+        return False
+    return False
 
 
 _JUMPS = ("return_statement", "goto_statement", "break_statement", "continue_statement")

@@ -1,10 +1,16 @@
 """Helpers shared by the rule files in rules/."""
 
 MM_PATHS = ("mm/", "kernel/fork.c")
+# mm functions whose home moves between kernels (dup_mmap(): kernel/fork.c up to 6.x, mm/mmap.c in 7.x)
+MM_ANCHORS = ("dup_mmap", "exit_mmap")
 
 
-def in_mm(path: str) -> bool:
-    return path.startswith(MM_PATHS)
+def in_mm(path: str, ctx=None) -> bool:
+    """mm code: mm/, kernel/fork.c, and (given the rule context) wherever the tree at the base
+    keeps dup_mmap() and exit_mmap()."""
+    if path.startswith(MM_PATHS):
+        return True
+    return ctx is not None and any(path in ctx.locate(fn) for fn in MM_ANCHORS)
 
 
 def norm(text: str) -> str:

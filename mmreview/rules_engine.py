@@ -9,14 +9,23 @@ API (for `mmreview check` and `mmreview rules`):
     res.rules        # list[RuleInfo] of the rules that ran
     res.not_applied  # list[NotApplied]: a rule that could not run on a file, or at all, and why
     res.ignored      # ids skipped (--ignore, .mmreview.toml, [tool.mmreview] in the tree's pyproject.toml)
+    res.notes        # list[RuleNote]: what a rule wants the reader to know that is no finding (a lock
+                     # line of mm/rmap.c it cannot map, a policy file the series changes but that was
+                     # read at the base); str(note) is the one line a Review's notes should carry
     res.seconds      # {rule id: seconds} (benchmarks/rules.py prints them)
     res.to_json()    # {"findings": [{"rule","severity","patch","patch_subject","file","line","function",
                      #                "message","excerpt","fixed_by"}],
-                     #  "rules": [...], "not_applied": [...], "ignored": [...]}
+                     #  "rules": [...], "not_applied": [...], "ignored": [...],
+                     #  "notes": [{"rule","file","line","message"}]}
 
 Finding.patch is the 1-based number in the series; Finding.line is the line in the tree after that
-patch (0 with file "" for checkpatch's commit-message findings).  The tree's own ignore lists are read
-at the tip of the applied series.
+patch (0 with file "" for checkpatch's commit-message findings).  Review policy comes from the BASE
+of the series, never its tip: the tree's own ignore lists (.mmreview.toml, pyproject.toml) and what
+rules read as policy (mm/rmap.c's lock order) — a series cannot switch its own review off.
+
+Rules that name kernel functions find them where the tree under review keeps them
+(`ctx.locate("dup_mmap")` -> the files defining it at the base: kernel/fork.c on 6.1/6.12,
+mm/mmap.c on 7.x).
 
 A rule is one file rules/<name>.py with ID, SEVERITY, TITLE, RATIONALE, SOURCE and
 `check(ctx: RuleContext) -> list[Finding]`.  Ids to ignore match a rule id
@@ -95,18 +104,42 @@ def _matches(rule_id: str, ids) -> bool:
 
 
 @dataclass
+class RuleNote:
+    """Something a rule tells the reader that is not a finding on the series: e.g. a lock line of
+    the tree's mm/rmap.c that maps to no lock API (orders through it are not checked)."""
+    rule: str
+    message: str
+    file: str | None = None
+    line: int = 0
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}: " if self.file and self.line else \
+            f"{self.file}: " if self.file else ""
+        return f"[{self.rule}] {where}{self.message}"
+
+    def to_json(self) -> dict:
+        return {"rule": self.rule, "file": self.file, "line": self.line, "message": self.message}
+
+
+@dataclass
 class RulesResult:
     findings: list[Finding]
     rules: list[RuleInfo]
     not_applied: list[NotApplied]
     ignored: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)   # per rule id
+    notes: list[RuleNote] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"findings": [f.to_json() for f in self.findings],
                 "rules": [r.to_json() for r in self.rules],
                 "not_applied": [n.to_json() for n in self.not_applied],
-                "ignored": list(self.ignored)}
+                "ignored": list(self.ignored),
+                "notes": [n.to_json() for n in self.notes]}
+
+
+# (commit, function, where) -> files: a commit's content never changes, so this is kept per process
+_LOCATED: dict[tuple, list[str]] = {}
 
 
 class RuleContext:
@@ -120,6 +153,7 @@ class RuleContext:
         self.tip_rev = changes[-1].rev_after if changes else checkout.base_sha
         self.rule: Rule | None = None
         self.not_applied: list[NotApplied] = []
+        self.notes: list[RuleNote] = []
         self._src: dict[tuple[str, str], bytes | None] = {}
         self._parsed: dict[tuple[str, str], CFile | None] = {}
         self._blobs = BlobReader(checkout.path)
@@ -140,6 +174,35 @@ class RuleContext:
             src = self.source(rev, path)
             self._parsed[key] = parse(src) if src is not None else None
         return self._parsed[key]
+
+    def exists(self, rev: str, path: str) -> bool:
+        """A file or directory at `rev`."""
+        p = subprocess.run(["git", "-C", str(self.checkout.path), "cat-file", "-e",
+                            f"{rev}:{path.rstrip('/')}"], capture_output=True, env=git_env())
+        return p.returncode == 0
+
+    def locate(self, function: str, rev: str | None = None,
+               where: tuple[str, ...] = ("mm", "kernel", "lib")) -> list[str]:
+        """The C files under `where` that define `function` at `rev` (default: the base), found with
+        `git grep` and confirmed by parsing: where this kernel keeps it (dup_mmap() is in
+        kernel/fork.c on 6.1/6.12 and in mm/mmap.c on 7.x).  The longest definition first (a nommu
+        twin comes after)."""
+        rev = rev or self.base_rev
+        key = (rev, function, where)
+        if key not in _LOCATED:
+            p = subprocess.run(["git", "-C", str(self.checkout.path), "grep", "-l", "-E",
+                                rf"^([A-Za-z_].*[^A-Za-z0-9_])?{function}\(", rev, "--",
+                                *[f"{w}/*.c" for w in where]],
+                               capture_output=True, env=git_env())
+            found = []
+            for row in p.stdout.decode("utf-8", "replace").splitlines():
+                path = row.split(":", 1)[1] if row.startswith(rev + ":") else row
+                cf = self.cfile(rev, path)
+                fn = cf.function_named(function) if cf else None
+                if fn is not None:
+                    found.append((fn.end - fn.start, path))
+            _LOCATED[key] = [p for _, p in sorted(found, key=lambda t: (-t[0], t[1]))]
+        return list(_LOCATED[key])
 
     def series_touches(self, prefixes: tuple[str, ...]) -> bool:
         return any(f.path.startswith(prefixes) or (f.old_path or "").startswith(prefixes)
@@ -206,6 +269,13 @@ class RuleContext:
         assert self.rule is not None
         self.not_applied.append(NotApplied(rule=self.rule.id, file=path, reason=reason))
 
+    def note(self, message: str, path: str | None = None, line: int = 0) -> None:
+        """Tell the reader something that is not a finding (carried to the Review's notes)."""
+        assert self.rule is not None
+        n = RuleNote(rule=self.rule.id, message=message, file=path, line=line)
+        if n not in self.notes:
+            self.notes.append(n)
+
 
 class BlobReader:
     """Files at any revision through one `git cat-file --batch` (a rule run reads dozens)."""
@@ -247,7 +317,8 @@ def _ranges(nums: list[int]) -> str:
 
 def tree_ignores(checkout, rev: str) -> list[str]:
     """Rule ids the tree itself asks to skip: `.mmreview.toml` (ignore = [...]) and
-    `[tool.mmreview] ignore = [...]` in its pyproject.toml, at the tip of the series."""
+    `[tool.mmreview] ignore = [...]` in its pyproject.toml, at `rev` (run_rules passes the base:
+    a series that adds or edits them does not change its own review)."""
     out: list[str] = []
     for path, pick in ((".mmreview.toml", lambda d: d), ("pyproject.toml",
                                                          lambda d: d.get("tool", {}).get("mmreview", {}))):
@@ -269,9 +340,10 @@ def run_rules(series, checkout, ignore=(), only=None, rules: list[Rule] | None =
     """Run every rule (or those in `only`) except the ignored ones on the applied part of `series`."""
     rules = rules if rules is not None else load_rules()
     changes = patch_changes(series, checkout)
-    tip = changes[-1].rev_after if changes else checkout.base_sha
-    ignored = list(dict.fromkeys([*ignore, *tree_ignores(checkout, tip)]))
+    ignored = list(dict.fromkeys([*ignore, *tree_ignores(checkout, checkout.base_sha)]))
     ctx = RuleContext(series, checkout, changes)
+    touched = [p for p in (".mmreview.toml", "pyproject.toml") if any(
+        f.path == p or f.old_path == p for pc in changes for f in pc.files)]
     findings: list[Finding] = []
     ran: list[RuleInfo] = []
     seconds: dict[str, float] = {}
@@ -281,8 +353,11 @@ def run_rules(series, checkout, ignore=(), only=None, rules: list[Rule] | None =
     finally:
         ctx.close()
     findings.sort(key=lambda f: (f.patch, f.file, f.line, f.rule))
+    notes = [RuleNote(rule="rules", file=p, message="the series changes this review policy file; the "
+                      "base's version was used (a series does not configure its own review)")
+             for p in touched] + ctx.notes
     return RulesResult(findings=findings, rules=ran, not_applied=ctx.not_applied, ignored=ignored,
-                       seconds=seconds)
+                       seconds=seconds, notes=notes)
 
 
 def _run_each(rules, ctx, only, ignored, findings, ran, seconds, changes, index) -> None:

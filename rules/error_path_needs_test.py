@@ -25,8 +25,11 @@ ERROR_LABEL = re.compile(r"(^|_)(err|error|fail|failed|bail|nomem|enomem|abort|u
 ERROR_TEST = re.compile(r"\b(err|error|ret|retval|rc)\b|IS_ERR|is_err|ENOMEM")
 
 
-def _where(path: str, fn: str) -> bool:
-    return (path == "kernel/fork.c" and fn == "dup_mmap") or path == "lib/maple_tree.c"
+def _homes(ctx) -> tuple[set[str], set[str]]:
+    """Where the tree at the base keeps dup_mmap() (kernel/fork.c up to 6.x, mm/mmap.c in 7.x) and
+    the maple tree (lib/maple_tree.c)."""
+    return set(ctx.locate("dup_mmap")) or {"kernel/fork.c"}, \
+        set(ctx.locate("mas_store", where=("lib",))) or {"lib/maple_tree.c"}
 
 
 def _failure_lines(cf, fn, lines, added):
@@ -92,12 +95,16 @@ def _returned(node) -> bool:
 def check(ctx):
     if ctx.series_touches(TESTS):
         return []
+    dup, maple = _homes(ctx)
+    where = [t for t in ("tools/testing/radix-tree", "tools/testing/vma", "lib/test_maple_tree.c")
+             if ctx.exists(ctx.base_rev, t)] or ["tools/testing/radix-tree"]
+    places = ", ".join(where[:-1]) + (" or " if len(where) > 1 else "") + where[-1]
     out = []
-    for ch in changed_functions(ctx, _where):
+    for ch in changed_functions(ctx, lambda path, fn: (path in dup and fn == "dup_mmap") or path in maple):
         added = {ln.no for ln in ctx.added_in(ch.fc, ch.fn)}
         for ln, what in sorted(_failure_lines(ch.cf, ch.fn, ch.lines, added).items()):
             out.append(ch.finding(
                 ctx, ln,
                 f"{ch.fn.name}() gains a failure path ({what}) but the series adds no test under "
-                "tools/testing/radix-tree, tools/testing/vma or lib/test_maple_tree.c"))
+                f"{places}"))
     return out

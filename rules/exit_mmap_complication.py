@@ -16,18 +16,38 @@ SOURCE = ("Liam R. Howlett, linux-kernel/linux-mm, Sep 2023, Re: [PATCH v2 6/6] 
           "duplicate maple tree in dup_mmap(); Jann Horn, linux-mm, 15 Aug 2025, Re: [RFC PATCH 0/6] "
           "Remove XA_ZERO from error recovery of dup_mmap()")
 
+import re
+
+# The exit path as 6.12 has it; the helpers the tree's own exit_mmap() calls at the base are added
+# (7.x: unmap_all_init(), unmap_pgtable_init(), ...), so each kernel's teardown is covered.
 TEARDOWN = {"exit_mmap", "unmap_vmas", "unmap_single_vma", "free_pgtables", "remove_vma",
             "unmap_region", "__mmput", "mmput", "exit_mm", "tear_down_vmas", "vms_clear_ptes"}
-import re
+# callees of exit_mmap() that are no teardown step of their own (locking, accounting, tracing)
+NOT_TEARDOWN = re.compile(r"^(mmap_(read|write)_(un)?lock|cond_resched|trace_|vm_unacct_memory|"
+                          r"mmu_notifier_release|vma_next|vma_find|vma_iter_|mas_|mt_|__mt_|"
+                          r"flush_cache_mm|lru_add_drain|arch_exit_mmap|set_bit|mm_flags_|"
+                          r"tlb_gather_mmu|tlb_finish_mmu|BUG_ON|WARN|VM_|vma_pages)")
 
 # parameter names that carry a stop point or a failure flag down the teardown path
 LIMITISH = re.compile(r"max|limit|end|stop|fail|flag|zero|dup", re.I)
 FORK_FAILURE = {"xa_is_zero", "XA_ZERO_ENTRY", "MMF_UNSTABLE"}
 
 
+def teardown(ctx) -> set[str]:
+    """TEARDOWN plus the functions exit_mmap() calls at the base of the tree under review."""
+    names = set(TEARDOWN)
+    for path in ctx.locate("exit_mmap"):
+        cf = ctx.cfile(ctx.base_rev, path)
+        fn = cf.function_named("exit_mmap") if cf else None
+        if fn is not None:
+            names |= {c.name for c in cf.calls(fn) if not NOT_TEARDOWN.match(c.name)}
+    return names
+
+
 def check(ctx):
     out = []
-    for ch in changed_functions(ctx, lambda path, name: in_mm(path) and name in TEARDOWN):
+    names = teardown(ctx)
+    for ch in changed_functions(ctx, lambda path, name: name in names and in_mm(path, ctx)):
         fn = ch.fn
         flagged = set()
         for name, ln in identifiers(fn, ch.lines):

@@ -22,15 +22,35 @@ def _pairs(calls, order, helpers):
     return {(v.held_call.name, v.taken_call.name) for v in violations(calls, order, helpers)}
 
 
-def check(ctx):
-    src = ctx.source(ctx.tip_rev, RMAP)
+def hierarchy(ctx):
+    """The order the tree at the BASE documents (a series cannot reorder the locks it is checked
+    against); its unmapped lines and a series that edits the comment become notes."""
+    src = ctx.source(ctx.base_rev, RMAP)
     if src is None:
-        ctx.skip(None, f"the tree has no {RMAP}, so no lock hierarchy to check against")
-        return []
+        ctx.skip(None, f"the tree has no {RMAP} at the base, so no lock hierarchy to check against")
+        return None
     try:
         hier = parse_hierarchy(src.decode("utf-8", "replace"), RMAP)
     except NoHierarchy as exc:
-        ctx.skip(RMAP, f"could not run: {exc}")
+        ctx.skip(RMAP, f"could not run: {exc} at the base")
+        return None
+    for n in hier.unmapped():
+        names = ", ".join(repr(x) for x in n.unmapped)
+        ctx.note(f"lock line \"{n.text}\": {names} maps to no lock API mmreview knows, so orders "
+                 "against it are not checked (the lines above and below it still are)", RMAP, n.line)
+    first = min(n.line for _, n in hier.nodes())
+    last = max(n.line for _, n in hier.nodes())
+    for pc in ctx.patches:
+        for fc in pc.files:
+            if fc.path == RMAP and any(first - 3 <= ln.no <= last + 3 for ln in [*fc.added, *fc.removed]):
+                ctx.note(f"patch {pc.number} changes the lock-ordering comment; the series is "
+                         "checked against the order of its base", RMAP)
+    return hier
+
+
+def check(ctx):
+    hier = hierarchy(ctx)
+    if hier is None:
         return []
     out = []
     for pc, fc, cf in ctx.c_changes():

@@ -61,7 +61,7 @@ def _empty(if_node) -> bool:
 
 def check(ctx):
     out = []
-    for ch in changed_functions(ctx, lambda path, name: in_mm(path)):
+    for ch in changed_functions(ctx, lambda path, name: in_mm(path, ctx)):
         if not ch.lines:
             continue
         prepared = False

@@ -19,12 +19,14 @@ SOURCE = ("Jann Horn, linux-mm, 15 Aug 2025, Re: [RFC PATCH 0/6] Remove XA_ZERO 
 
 STORES = {"mas_store", "mas_store_gfp", "mas_store_prealloc", "mas_insert", "vma_iter_store",
           "vma_iter_store_gfp", "vma_iter_bulk_store", "mtree_store", "mtree_store_range",
-          "mtree_insert", "mtree_insert_range"}
+          "mtree_insert", "mtree_insert_range", "vma_iter_store_new", "vma_iter_store_overwrite"}
 
 
 def check(ctx):
     out = []
-    for ch in changed_functions(ctx, lambda path, name: in_mm(path)):
+    # Names, not paths: dup_mmap() lives in kernel/fork.c or mm/mmap.c depending on the kernel, and a
+    # kernel that dropped the marker (7.x) still gets a series re-introducing it caught.
+    for ch in changed_functions(ctx, lambda path, name: in_mm(path, ctx)):
         for call in ch.cf.calls(ch.fn):
             if call.line in ch.lines and call.name in STORES and \
                     any("XA_ZERO_ENTRY" in a for a in call.args[1:]):

@@ -248,15 +248,17 @@ def _git(repo, *args, input=None, env=None):
     return p.stdout
 
 
-def scratch_clone(tree: Path, dest: Path, paths: list[str]) -> Path:
+def scratch_clone(tree: Path, dest: Path, paths: list[str], base: str = BASE) -> Path:
     _git(dest.parent, "clone", "--quiet", "--shared", "--no-checkout", str(tree), str(dest))
     _git(dest, "sparse-checkout", "set", "--no-cone", *paths)
-    _git(dest, "checkout", "--quiet", "-B", "work", BASE)
+    _git(dest, "checkout", "--quiet", "-B", "work", base)
     return dest
 
 
-def make_mbox(clone: Path, subject: str, blurb: str, patches: list, stamp: int = 1735689600) -> bytes:
-    """Commit each patch's edits on top of BASE and return format-patch --cover-letter output."""
+def make_mbox(clone: Path, subject: str, blurb: str, patches: list, stamp: int = 1735689600,
+              base: str = BASE) -> bytes:
+    """Commit each patch's edits on top of `base` and return format-patch --cover-letter output."""
+    BASE = base
     _git(clone, "checkout", "--quiet", "-B", "work", BASE)
     for i, (subj, body, edits) in enumerate(patches):
         for path, old, new in edits:

@@ -29,6 +29,30 @@ def _print_explain(rule) -> None:
         print(f"Checks: {doc}")
 
 
+def _print_hierarchy(tree_opt, base) -> None:
+    """`--explain lock-order`: the order the tree itself documents, as the rule parses it."""
+    from ..gitutil import show_file
+    from ..lockorder import NoHierarchy, parse_hierarchy
+    from ..tree import open_tree
+    t = open_tree(tree_opt)
+    rev = base or "HEAD"
+    sha = t.rev(rev)
+    if sha is None:
+        raise BadInput(f"--base {rev}", "no such revision in the tree")
+    print(f"\nLock hierarchy of {t.path} at {rev} ({sha[:12]}), as parsed from mm/rmap.c:")
+    src = show_file(t.path, sha, "mm/rmap.c")
+    if src is None:
+        print("  the tree has no mm/rmap.c: the rule cannot run on it")
+        return
+    try:
+        hier = parse_hierarchy(src.decode("utf-8", "replace"), "mm/rmap.c")
+    except NoHierarchy as exc:
+        print(f"  {exc}: the rule cannot run on it")
+        return
+    for line in hier.describe():
+        print(f"  {line}")
+
+
 def _print_result(res, series, co) -> None:
     for ap in co.result.patches:
         if ap.state not in ("applied", "applied-3way"):
@@ -43,6 +67,8 @@ def _print_result(res, series, co) -> None:
             print(f"    {line}")
     for n in res.not_applied:
         print(f"not applied: [{n.rule}] {n.file or '(all files)'}: {n.reason}")
+    for n in getattr(res, "notes", []):
+        print(f"note: {n}")
     counts = {s: sum(1 for f in res.findings if f.severity == s) for s in ("error", "warning", "info")}
     print(f"{len(res.findings)} finding(s): {counts['error']} error, {counts['warning']} warning, "
           f"{counts['info']} info; {len(res.rules)} rule(s) run"
@@ -57,7 +83,8 @@ def rules(series: Optional[str] = typer.Argument(None, help="mbox, directory, ma
                                                                 "'checkpatch' skips all checkpatch types."),
           as_json: bool = typer.Option(False, "--json", help="Print findings as JSON."),
           list_: bool = typer.Option(False, "--list", help="List the rules."),
-          explain: Optional[str] = typer.Option(None, "--explain", help="Explain one rule.")) -> None:
+          explain: Optional[str] = typer.Option(None, "--explain", help="Explain one rule (lock-order: "
+                                                                        "with the lock hierarchy of --tree).")) -> None:
     """Check the review rules on what SERIES adds."""
     def body() -> int:
         from ..rules_engine import find_rule, load_rules, run_rules
@@ -70,6 +97,8 @@ def rules(series: Optional[str] = typer.Argument(None, help="mbox, directory, ma
             if rule is None:
                 raise BadInput(explain, "no such rule (see `mmreview rules --list`)")
             _print_explain(rule)
+            if rule.id == "lock-order":
+                _print_hierarchy(tree, base)
             return EXIT_OK
         if not series:
             fail_usage("rules: give a SERIES, --list or --explain ID")
