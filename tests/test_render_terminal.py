@@ -9,6 +9,7 @@ import time
 import uuid
 
 import conftest_review as samples
+from conftest import MMREVIEW
 from mmreview.render import render
 
 
@@ -37,7 +38,7 @@ def test_in_a_terminal_verdict_first_grid_and_colours(tmp_path):
     review = samples.constructed_regression()
     path = tmp_path / "review.json"
     path.write_text(review.dumps())
-    plain, colour = tmux_capture(f"mmreview report {path}", tmp_path)
+    plain, colour = tmux_capture(f"{MMREVIEW} report {path}", tmp_path)
     (tmp_path / "pane.txt").write_text(plain)
     lines = [l for l in plain.splitlines() if l.strip()]
     assert "mmreview" in lines[0]                       # the panel's top border
@@ -55,7 +56,7 @@ def test_findings_highlighted_as_c(tmp_path):
     review = samples.real("rules-lock-order-pos.mbox")
     path = tmp_path / "review.json"
     path.write_text(review.dumps())
-    plain, colour = tmux_capture(f"mmreview report {path}", tmp_path)
+    plain, colour = tmux_capture(f"{MMREVIEW} report {path}", tmp_path)
     f = review.findings[0]
     assert f"lock-order  patch 1  mm/vma.c:{f.line} in vma_prepare()" in plain
     assert "anon_vma_lock_write(vp->anon_vma);" in plain
