@@ -195,3 +195,11 @@ def test_from_nothing_gives_the_same_commit(tree_73: Path, tmp_path: Path):
     if recorded[0] == recorded[1]:          # the same Debian package version (it may have moved on)
         assert git(repo, "rev-parse", "HEAD") == git(tree_73, "rev-parse", "HEAD")
     assert not list((cache / "mmreview" / "apt" / "linux-source-7.3" / "download").iterdir())
+
+
+def test_init_kernel_61_comes_from_bookworm_security(tree_61: Path):
+    mk = makefile_vars(tree_61)
+    assert (mk["VERSION"], mk["PATCHLEVEL"]) == ("6", "1")
+    assert git(tree_61, "cat-file", "-t", "HEAD:lib/maple_tree.c") == "blob"
+    assert "Imported by mmreview from Debian linux-source-6.1 6.1." in git(tree_61, "log", "-1", "--format=%b")
+    assert tree_61 == tree_mod.tree_path("6.1") != tree_mod.default_tree_path()
