@@ -170,8 +170,15 @@ class _Apt:
         proc = subprocess.run(["apt-cache", *self.options(), "show", "--no-all-versions",
                                self.kernel.package], capture_output=True, text=True,
                               env={**os.environ, "LC_ALL": "C"})
-        fields = dict(re.findall(r"^([A-Za-z0-9-]+): ?(.*)$", proc.stdout, re.M))
-        if proc.returncode != 0 or "Version" not in fields:
+        # apt takes a name it does not know as a pattern ("linux-source-6.1" matches 6.12): only a
+        # stanza of exactly this package counts.
+        fields: dict[str, str] = {}
+        for stanza in proc.stdout.split("\n\n"):
+            f = dict(re.findall(r"^([A-Za-z0-9-]+): ?(.*)$", stanza, re.M))
+            if f.get("Package") == self.kernel.package and "Version" in f:
+                fields = f
+                break
+        if proc.returncode != 0 or not fields:
             why = (proc.stderr.strip().splitlines() or ["no such package"])[-1]
             raise InfraError(self.kernel.package, f"apt-cache show: not in {self.kernel.source}: {why}")
         return fields
@@ -188,7 +195,9 @@ def fetch_deb(kernel: Kernel, base: Path, progress: Progress | None = None) -> D
     apt = _Apt(kernel, base)
     apt.setup()
     progress(f"apt-get update ({kernel.source})", 0, 1)
-    apt.run("apt-get", "update", step=f"apt-get update ({kernel.source})", cwd=base)
+    # --error-on=any: an index that failed to download is an error, not a warning (apt would go on
+    # with no list, and then find nothing, or worse, match the name as a pattern).
+    apt.run("apt-get", "update", "--error-on=any", step=f"apt-get update ({kernel.source})", cwd=base)
     fields = apt.show()
     version, size = fields["Version"], int(fields.get("Size", "0") or 0)
     name = Path(fields.get("Filename", "")).name or f"{kernel.package}_{version}_all.deb"
@@ -196,7 +205,7 @@ def fetch_deb(kernel: Kernel, base: Path, progress: Progress | None = None) -> D
         if old.name != name:
             _remove(old)
     what = f"apt-get download {kernel.package} {version}"
-    proc, log = apt.start("apt-get", "download", kernel.package, cwd=apt.download)
+    proc, log = apt.start("apt-get", "download", f"{kernel.package}={version}", cwd=apt.download)
     while proc.poll() is None:
         progress(what, min(_du(apt.download), size), size)
         time.sleep(0.5)
@@ -277,6 +286,9 @@ def _remove(p: Path) -> None:
 
 def _last_error(log: Path) -> str:
     lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith(("W: Failed to fetch", "E: Failed to fetch")):   # what failed, not the summary
+            return ln[3:203]
     for ln in reversed(lines):
         if ln.startswith(("E:", "Err:")) or re.search(r"error|failed|unable|not found", ln, re.I):
             if not ln.startswith("$ "):

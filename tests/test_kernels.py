@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -203,3 +204,19 @@ def test_init_kernel_61_comes_from_bookworm_security(tree_61: Path):
     assert git(tree_61, "cat-file", "-t", "HEAD:lib/maple_tree.c") == "blob"
     assert "Imported by mmreview from Debian linux-source-6.1 6.1." in git(tree_61, "log", "-1", "--format=%b")
     assert tree_61 == tree_mod.tree_path("6.1") != tree_mod.default_tree_path()
+
+
+def test_apt_failure_is_one_line_naming_the_step(tmp_path: Path):
+    # Real apt, with the network out of reach (a proxy on a closed port): update fails, and says so.
+    if "Proxy" in subprocess.run(["apt-config", "dump", "Acquire"], capture_output=True, text=True).stdout:
+        pytest.skip("apt is configured with a proxy, which the environment's http_proxy does not override")
+    cache = tmp_path / "cache"
+    proc = mmreview("tree", "init", "--kernel", "6.1",
+                    env={"XDG_CACHE_HOME": str(cache), "http_proxy": "http://127.0.0.1:9"})
+    assert proc.returncode == 3, proc.stderr
+    err = [ln for ln in proc.stderr.decode().splitlines() if ln.startswith("mmreview: error:")]
+    assert len(err) == 1 and proc.stderr.decode().strip().splitlines()[-1] == err[0]
+    assert err[0].startswith("mmreview: error: linux-source-6.1: apt-get update (bookworm-security, bookworm) "
+                             "failed (exit 100): Failed to fetch http://deb.debian.org/"), err
+    assert not list((cache / "mmreview" / "trees").glob("*linux-6.1.git*tmp*"))
+    assert not (cache / "mmreview" / "trees" / "linux-6.1.git").exists()
