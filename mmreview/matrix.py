@@ -47,10 +47,10 @@ from pathlib import Path
 from typing import Callable
 
 from . import suites as suites_mod
-from .build import BuildOutcome, BuildSpec, Cancelled, ProcessRegistry, build, input_key
+from .build import BuildOutcome, BuildSpec, Cancelled, ProcessRegistry, build, export_revision, input_key
 from .rundirs import new_run_dir, remove_stale
-from .results import BUILD_FAILED, FAILING, NOT_RUN, TIMEOUT, V_NEW, Cell, RunResult
-from .run_parse import build_error_line, parse_run
+from .results import BUILD_FAILED, FAILING, NEW_VERDICTS, NOT_RUN, TIMEOUT, Cell, RunResult
+from .run_parse import build_error_line, parse_run, signature
 from .suites import Binary, Suite
 from .targets import Availability, Target, all_targets, availability, cpu_count
 from .tree import cache_dir
@@ -114,7 +114,7 @@ class MatrixResult:
 
     @property
     def new_failures(self) -> list[Cell]:
-        return [c for c in self.cells if c.verdict == V_NEW]
+        return [c for c in self.cells if c.verdict in NEW_VERDICTS]
 
     def to_json(self) -> dict:
         return {"profile": self.profile, "base": self.base_sha, "tip": self.tip_sha,
@@ -199,6 +199,19 @@ class _Scheduler:
         self.done = threading.Condition(self.lock)
         self.errors: list[BaseException] = []
         self._seq = 0
+        self._exports: dict[str, Path] = {}
+        self._export_locks: dict[str, threading.Lock] = {}
+        self.export_extra: tuple[str, ...] = ()
+
+    def export_for(self, rev: str) -> Path:
+        """The tree at `rev`, exported once for every build of that revision."""
+        with self.lock:
+            lock = self._export_locks.setdefault(rev, threading.Lock())
+        with lock:
+            if rev not in self._exports:
+                self._exports[rev] = export_revision(self.co, rev, self.workdir / f"rev-{rev[:12]}",
+                                                     self.export_extra)
+            return self._exports[rev]
 
     def submit(self, priority: float, fn: Callable[[], None]) -> None:
         with self.lock:
@@ -276,7 +289,8 @@ class _Scheduler:
         wd.mkdir(parents=True)
         b.workdir = wd
         try:
-            outcome = build(self.co, b.rev, b.spec, wd, self.procs, cache_base=work_root())
+            outcome = build(self.export_for(b.rev), b.rev, b.spec, wd, self.procs,
+                            cache_base=work_root(), repo=self.co.path)
         finally:
             with self.lock:
                 b.finished = True
@@ -291,15 +305,22 @@ class _Scheduler:
         for bin_ in b.binaries:
             if bin_.name in outcome.built:
                 self.submit(_estimate(b.spec.target, bin_), lambda bin_=bin_: self._do_run(b, bin_))
-            else:
-                r = RunResult(target=b.spec.target.name, suite=b.spec.suite.name, binary=bin_.name,
-                              state=BUILD_FAILED, duration=round(outcome.duration, 2),
-                              excerpt=outcome.error,
-                              reason=build_error_line(outcome.error) or "build failed",
-                              command=b.spec.user_command(bin_.name),
-                              sanitizers=list(b.spec.sanitizers))
-                self._record(b, r)
-                self.progress(Event("done", f"{b.label} {bin_.name}", result=r))
+                continue
+            r = RunResult(target=b.spec.target.name, suite=b.spec.suite.name, binary=bin_.name,
+                          state=BUILD_FAILED, duration=round(outcome.duration, 2),
+                          excerpt=outcome.error,
+                          reason=build_error_line(outcome.error) or "build failed",
+                          command=b.spec.user_command(bin_.name),
+                          sanitizers=list(b.spec.sanitizers))
+            if outcome.absent:
+                r.state, r.excerpt = NOT_RUN, []
+            elif outcome.recipe:
+                # Not the tree's failure: no verdict, and the review says mmreview is at fault.
+                r.state, r.infra = NOT_RUN, True
+                r.reason = f"mmreview could not build it: {outcome.recipe}"
+            r.signature = signature(r)
+            self._record(b, r)
+            self.progress(Event("done", f"{b.label} {bin_.name}", result=r))
 
     def _do_run(self, b: _Build, bin_: Binary) -> None:
         assert b.outcome is not None
@@ -319,6 +340,7 @@ class _Scheduler:
         r.reason = b.outcome.tree_relative(r.reason)
         r.command = b.spec.user_command(bin_.name)
         r.sanitizers = list(b.spec.sanitizers)
+        r.signature = signature(r)
         self._record(b, r)
         self.progress(Event("done", label, result=r, seconds=secs))
         with self.lock:
@@ -354,25 +376,39 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
                use_cache: bool = True) -> MatrixResult:
     start = time.monotonic()
     targets = list(targets) if targets is not None else list(all_targets())
-    selection = suites_mod.select(profile, suites, binaries)
+    base, tip = co.base_sha, co.result.tip_sha
+    # Which binaries each suite has comes from the tree's own Makefiles, at base and tip.
+    at_rev = {rev: {s.name: suites_mod.tree_binaries(co.path, rev, s) for s in suites_mod.SUITES}
+              for rev in dict.fromkeys((base, tip))}
+    present = {s.name: (None if all(at_rev[r][s.name] is None for r in at_rev) else
+                        list(dict.fromkeys(n for r in at_rev for n in (at_rev[r][s.name] or []))))
+               for s in suites_mod.SUITES}
+    selection = suites_mod.select(profile, suites, binaries, present)
     jobs = max(1, jobs or cpu_count())
     infos, avail = _target_infos(targets)
-    base, tip = co.base_sha, co.result.tip_sha
 
     remove_stale(work_root())
     workdir = new_run_dir(work_root())
     workdir.mkdir(parents=True, exist_ok=True)
     procs = ProcessRegistry()
     sched = _Scheduler(jobs, procs, progress, co, workdir, use_cache)
+    sched.export_extra = tuple(dict.fromkeys(p for t in targets if avail[t.name].available
+                                             for p in t.tree_paths))
 
-    builds: dict[tuple[str, str, str], _Build] = {}      # (target, suite, key)
+    builds: dict[tuple, _Build] = {}      # (target, suite, key, binaries)
 
-    def want(t: Target, s: Suite, bins: list[Binary], rev: str, tag: str) -> _Build:
+    def want(t: Target, s: Suite, bins: list[Binary], rev: str, tag: str) -> _Build | None:
+        """The build of `bins` at `rev` (those of them the rev's Makefile has); None if none."""
+        names = at_rev[rev][s.name] if rev in at_rev else suites_mod.tree_binaries(co.path, rev, s)
+        if names is not None:             # the suite is there: build what its Makefile builds
+            bins = [b for b in bins if b.name in names]
+            if not bins:
+                return None
         a = avail[t.name]
         spec = BuildSpec(target=t, suite=s, binaries=tuple(b.name for b in bins),
                          sanitizers=tuple(a.sanitizers), urcu_prefix=a.urcu_prefix)
         key = input_key(co.path, rev, spec)
-        k = (t.name, s.name, key)
+        k = (t.name, s.name, key, spec.binaries)
         if k not in builds:
             builds[k] = _Build(spec=spec, rev=rev, key=key, label=f"{t.name} {s.name} @{tag}",
                                binaries=bins)
@@ -385,7 +421,9 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
             if not avail[t.name].available:
                 plan += [(t, s, b, None, None) for b in bins]
                 continue
-            bb = bases[(t.name, s.name)] = want(t, s, bins, base, "base")
+            bb = want(t, s, bins, base, "base")
+            if bb is not None:
+                bases[(t.name, s.name)] = bb
             tb = want(t, s, bins, tip, "tip")
             plan += [(t, s, b, bb, tb) for b in bins]
 
@@ -396,11 +434,13 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
         for t in natives:
             if t.name not in avail:
                 avail[t.name] = availability(t)
-            for s, bins in suites_mod.select("quick", suites, binaries):
-                for k in range(1, len(co.commits)):          # 0 and n are the base and tip above
-                    patch_builds.append((k, want(t, s, bins, co.rev_after(k), f"patch {k}")))
-                patch_builds.append((0, want(t, s, bins, base, "base")))
-                patch_builds.append((len(co.commits), want(t, s, bins, tip, "tip")))
+            for s, bins in suites_mod.select("quick", suites, binaries, present):
+                for k in range(0, len(co.commits) + 1):      # 0 and n are the base and tip
+                    rev = base if k == 0 else tip if k == len(co.commits) else co.rev_after(k)
+                    pb = want(t, s, bins, rev, "base" if k == 0 else "tip" if rev == tip
+                              else f"patch {k}")
+                    if pb is not None:
+                        patch_builds.append((k, pb))
 
     if progress:
         progress(Event("plan", total=sum(len(b.binaries) for b in builds.values())))
@@ -415,11 +455,15 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
 
     cells = []
     for t, s, b, bb, tb in plan:
-        if bb is None or tb is None:
+        if not avail[t.name].available:
             r = _not_run(t, s, b, avail[t.name].reason)
             cells.append(Cell(t.name, s.name, b.name, base=_not_run(t, s, b, r.reason), tip=r))
             continue
-        cells.append(Cell(t.name, s.name, b.name, base=bb.results.get(b.name), tip=tb.results[b.name]))
+        got = [bld.results.get(b.name) if bld else None for bld in (bb, tb)]
+        for i, rev in enumerate((base, tip)):
+            if got[i] is None:          # its Makefile at that revision does not build it
+                got[i] = _not_run(t, s, b, f"{s.directory}/Makefile at {rev[:12]} does not build {b.name}")
+        cells.append(Cell(t.name, s.name, b.name, base=got[0], tip=got[1]))
 
     findings = _bisect(co, patch_builds) if per_patch else []
     return MatrixResult(cells=cells, targets=infos, per_patch=findings, profile=profile,

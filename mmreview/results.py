@@ -19,6 +19,7 @@ FAILING = (FAIL, CRASH, TIMEOUT, BUILD_FAILED)
 # Verdicts of one cell.
 V_PASS = "pass"
 V_NEW = "new-failure"
+V_CHANGED = "changed-failure"    # failing at base and tip, but not in the same way: also new
 V_PRE = "pre-existing"
 V_FIXED = "fixed"
 V_NOT_RUN = "not-run"
@@ -38,21 +39,35 @@ class RunResult:
     sanitizers: list[str] = field(default_factory=list)
     reason: str = ""             # why not-run, or a one-line summary of the failure
     cached: bool = False         # taken from the result cache (same inputs ran before)
+    signature: str = ""          # what failed and where, without line numbers or addresses
+    infra: bool = False          # not-run because of mmreview or this machine, not the tree
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
 def verdict(base: RunResult | None, tip: RunResult) -> str:
-    if tip.state == NOT_RUN:
+    """Pre-existing means the same failure at base and tip (kind and where), not any failure:
+    a series that turns a base's timeout into a crash is a changed failure, which is new."""
+    if tip.state == NOT_RUN or (base is not None and base.infra):
         return V_NOT_RUN
     tip_bad = tip.state in FAILING
     base_bad = base is not None and base.state in FAILING
     if base is None or base.state == NOT_RUN:
         return V_NEW if tip_bad else V_PASS
     if tip_bad:
-        return V_PRE if base_bad else V_NEW
+        if not base_bad:
+            return V_NEW
+        return V_PRE if same_failure(base, tip) else V_CHANGED
     return V_FIXED if base_bad else V_PASS
+
+
+def same_failure(a: RunResult, b: RunResult) -> bool:
+    # Results cached before signatures existed have none: compare what they have.
+    return a.state == b.state and (a.signature or a.state) == (b.signature or b.state)
+
+
+NEW_VERDICTS = (V_NEW, V_CHANGED)
 
 
 @dataclass

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import __version__
-from .errors import BadInput, EXIT_FINDINGS, EXIT_OK
+from .errors import BadInput, EXIT_FINDINGS, EXIT_INFRA, EXIT_OK
 from .findings import Finding, NotApplied, RuleInfo, SEVERITIES, severity_rank
-from .results import Cell, RunResult, V_NEW
+from .results import FAILING, NEW_VERDICTS, NOT_RUN, Cell, RunResult
 
 SCHEMA_VERSION = 1
 TOOL = "mmreview"
@@ -28,8 +28,9 @@ TOOL = "mmreview"
 DID_NOT_APPLY = "did-not-apply"
 REGRESSIONS = "regressions"
 FINDINGS = "findings"
+INCOMPLETE = "incomplete"        # mmreview could not test what the tree has (exit 3), else clean
 CLEAN = "clean"
-VERDICTS = (DID_NOT_APPLY, REGRESSIONS, FINDINGS, CLEAN)
+VERDICTS = (DID_NOT_APPLY, REGRESSIONS, FINDINGS, INCOMPLETE, CLEAN)
 
 # --fail-on: the lowest severity that fails the review; "none": findings never do.
 FAIL_ON_CHOICES = (*SEVERITIES, "none")
@@ -157,7 +158,17 @@ class Review:
         return [f for f in self.findings if severity_rank(f.severity) >= floor]
 
     def new_failures(self) -> list[Cell]:
-        return [c for c in self.cells if c.verdict == V_NEW]
+        """New failures and failures the series changed (failing at base, differently)."""
+        return [c for c in self.cells if c.verdict in NEW_VERDICTS]
+
+    def infra_cells(self) -> list[Cell]:
+        """Cells mmreview could not build or run for its own reasons, not the tree's."""
+        return [c for c in self.cells if c.tip.infra or (c.base is not None and c.base.infra)]
+
+    def untested(self) -> bool:
+        """Every cell that ran at the base failed there: the matrix tested nothing."""
+        ran = [c for c in self.cells if c.base is not None and c.base.state != NOT_RUN]
+        return bool(ran) and all(c.base.state in FAILING for c in ran)
 
     @property
     def verdict(self) -> str:
@@ -167,11 +178,13 @@ class Review:
             return REGRESSIONS
         if self.failing_findings():
             return FINDINGS
+        if self.infra_cells():
+            return INCOMPLETE
         return CLEAN
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if self.verdict == CLEAN else EXIT_FINDINGS
+        return {CLEAN: EXIT_OK, INCOMPLETE: EXIT_INFRA}.get(self.verdict, EXIT_FINDINGS)
 
     def summary(self) -> str:
         """The verdict as one sentence, the first thing every report says."""
@@ -193,9 +206,18 @@ class Review:
             counts = self.severity_counts()
             parts = ", ".join(f"{_plural(counts[s], s)}" for s in SEVERITIES if counts.get(s))
             return f"findings: {parts}"
+        if v == INCOMPLETE:
+            c = self.infra_cells()[0]
+            r = c.base if c.base is not None and c.base.infra else c.tip
+            return (f"incomplete: {_plural(len(self.infra_cells()), 'cell')} not tested "
+                    f"({c.target} {c.suite}/{c.binary}: {r.reason})")
         tail = ""
         if below:
             tail = f" ({_plural(below, 'finding')} below --fail-on {self.fail_on})"
+        if self.untested():
+            first = next(c for c in self.cells if c.base is not None and c.base.state in FAILING)
+            tail += (f"; NOTHING TESTED: every matrix cell fails at the base already "
+                     f"({first.suite}: {first.base.reason})")
         return f"clean{tail}"
 
     def severity_counts(self) -> dict[str, int]:

@@ -143,3 +143,33 @@ def first_build_error(log: str) -> list[str]:
         start = log.count("\n", 0, m.start())
         return [x[:300] for x in lines[start:start + 8]]
     return [x[:300] for x in lines[-8:]]
+
+
+# What makes two failures "the same" (results.same_failure): the kind and where, not the numbers
+# that move when a series shifts lines or the allocator picks other addresses.
+_HEX = re.compile(r"0x[0-9a-fA-F]+")
+_POS = re.compile(r":\d+(?::\d+)?\b")
+_PID = re.compile(r"==\d+==")
+_FRAME = re.compile(r"#\d+ \S+ in (\S+)")
+
+
+def signature(r) -> str:
+    """`state: what, where` of a failing RunResult ("" for one that did not fail)."""
+    from .results import BUILD_FAILED, FAILING
+    if r.state not in FAILING:
+        return ""
+    if r.state == BUILD_FAILED:
+        what = build_error_line(r.excerpt) or r.reason
+    elif r.state == TIMEOUT:
+        return TIMEOUT
+    else:
+        what = r.reason
+        if r.state == FAIL and r.total is not None and r.passed is not None:
+            # Which checks failed, else how many: a series failing three more is not the same.
+            bug = next((l.strip() for l in r.excerpt if l.startswith("BUG at")), "")
+            what = bug or f"{r.total - r.passed} tests failed"
+        frame = next((m.group(1) for l in r.excerpt for m in [_FRAME.search(l)] if m), "")
+        if frame and frame not in what:
+            what += f" in {frame}"
+    what = _POS.sub("", _PID.sub("", _HEX.sub("0x", what)))
+    return f"{r.state}: {' '.join(what.split())[:200]}"

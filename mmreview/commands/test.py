@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..cliapp import TreeOption, app, run_command, stderr, stdout
 from ..errors import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK
-from ..results import V_FIXED, V_NEW, V_NOT_RUN, V_PRE
+from ..results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PRE
 from .. import matrix as matrix_mod
 from .. import targets as targets_mod
 
@@ -68,7 +68,7 @@ class ProgressView:
                              description=f"running: {now}" if now else "")
 
 
-_STYLE = {V_NEW: "bold red", V_PRE: "yellow", V_FIXED: "green", V_NOT_RUN: "dim", "pass": "green"}
+_STYLE = {V_NEW: "bold red", V_CHANGED: "bold red", V_PRE: "yellow", V_FIXED: "green", V_NOT_RUN: "dim", "pass": "green"}
 
 
 def render_text(m: matrix_mod.MatrixResult, apply_result) -> None:
@@ -88,8 +88,13 @@ def render_text(m: matrix_mod.MatrixResult, apply_result) -> None:
             out.print(f"  {t.name}: [dim]not run[/]: {t.reason}"
                       + (f"; provide it with: {t.apt_command}" if t.apt_command else ""), markup=False)
     for c in m.cells:
-        if c.verdict in (V_NEW, V_PRE, V_FIXED):
+        if c.verdict == V_PRE:          # the tree's own failure: one line, no log
+            out.print(f"pre-existing: {c.target} {c.suite}/{c.binary}: {c.tip.state}: {c.tip.reason} "
+                      "(same as base)", markup=False, style="yellow")
+        elif c.verdict in (V_NEW, V_CHANGED, V_FIXED):
             r = c.tip if c.verdict != V_FIXED else c.base
+            if c.verdict == V_CHANGED and c.base:
+                out.print(f"\nat base: {c.base.state}: {c.base.reason}", markup=False)
             out.print(f"\n{c.verdict}: {c.target} {c.suite}/{c.binary}: "
                       f"{'base' if c.verdict == V_FIXED else 'tip'} {r.state}: {r.reason}",
                       markup=False, style="bold")
@@ -136,7 +141,8 @@ def test(
     """Build and run tools/testing/radix-tree and tools/testing/vma per architecture, base vs tip.
 
     Exit status: 0 no new failure; 1 a new failure, a patch that breaks bisection, or a patch that
-    did not apply; 2 bad input; 3 a target named with --arch lacks its toolchain."""
+    did not apply; 2 bad input; 3 a target named with --arch lacks its toolchain, or mmreview could
+    not build a suite the tree has (its recipe, not the tree: said on stderr)."""
     def body() -> int:
         from ..checkout import apply_series
         from ..tree import open_tree
@@ -147,7 +153,8 @@ def test(
             from ..errors import BadInput
             raise BadInput(f"--jobs {jobs}", "must be at least 1")
         from .. import suites as suites_mod
-        suites_mod.select(profile, suite, binary)        # bad names fail before any work
+        suites_mod.select(profile, suite, binary,        # bad names fail before any work
+                          {x.name: suites_mod.tree_binaries(t.path, "HEAD", x) for x in suites_mod.SUITES})
         s = load_series(series, t)
         with apply_series(t, s, base=base) as co:
             if not co.result.ok:
@@ -168,6 +175,12 @@ def test(
             render_text(m, co.result)
         if m.new_failures or m.per_patch:
             return EXIT_FINDINGS
+        infra = [c for c in m.cells if c.tip.infra or (c.base is not None and c.base.infra)]
+        for c in infra[:3]:
+            r = c.base if c.base is not None and c.base.infra else c.tip
+            print(f"mmreview: error: {c.target} {c.suite}/{c.binary}: {r.reason}", file=sys.stderr)
+        if infra:
+            return EXIT_INFRA
         missing = [i for i in m.targets if not i.available]
         if arch and missing:
             for i in missing:

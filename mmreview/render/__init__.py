@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..findings import Finding
-from ..results import V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE, Cell
+from ..results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE, Cell
 from ..review import Review
 
 FORMATS = ("terminal", "markdown", "email", "json", "junit", "sarif", "terse")
 
-VERDICT_LABEL = {V_PASS: "pass", V_NEW: "NEW FAILURE", V_PRE: "pre-existing", V_FIXED: "fixed",
-                 V_NOT_RUN: "not run"}
+VERDICT_LABEL = {V_PASS: "pass", V_NEW: "NEW FAILURE", V_CHANGED: "CHANGED FAILURE",
+                 V_PRE: "pre-existing", V_FIXED: "fixed", V_NOT_RUN: "not run"}
 
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
@@ -91,21 +91,37 @@ def grid(review: Review) -> Grid:
 
 
 def failing_cells(review: Review) -> list[Cell]:
-    """Cells worth a log and a reproduce command: new failures first, then pre-existing ones."""
-    order = {V_NEW: 0, V_PRE: 1}
+    """Cells worth a log and a reproduce command, in full: what the series made fail
+    (new failures, then failures it changed).  Pre-existing ones are `preexisting_lines`."""
+    order = {V_NEW: 0, V_CHANGED: 1}
     bad = [c for c in review.cells if c.verdict in order]
     return sorted(bad, key=lambda c: order[c.verdict])
 
 
+def preexisting_lines(review: Review) -> list[str]:
+    """A line per pre-existing failure, the targets that share it on one line: the tree's own
+    failure, the same at base and tip, so no log (the Review JSON keeps the base's evidence)."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for c in review.cells:
+        if c.verdict == V_PRE:
+            groups.setdefault((c.suite, c.binary, _state_reason(c.base or c.tip)), []).append(c.target)
+    return [f"{suite}/{binary} on {', '.join(targets)}: {what} (same as base)"
+            for (suite, binary, what), targets in groups.items()]
+
+
+def _state_reason(r) -> str:
+    text = r.state
+    if r.passed is not None and r.total is not None:
+        text += f" ({r.passed}/{r.total} passed)"
+    return text + (f": {r.reason}" if r.reason else "")
+
+
 def cell_detail(cell: Cell) -> str:
     """One line: what happened at tip, and at base when it matters."""
-    tip = cell.tip
-    text = tip.state
-    if tip.passed is not None and tip.total is not None:
-        text += f" ({tip.passed}/{tip.total} passed)"
-    if tip.reason:
-        text += f": {tip.reason}"
-    if cell.base is not None and cell.verdict in (V_NEW, V_FIXED, V_PRE):
+    text = _state_reason(cell.tip)
+    if cell.base is not None and cell.verdict == V_CHANGED:
+        text += f"; at base: {_state_reason(cell.base)}"
+    elif cell.base is not None and cell.verdict in (V_NEW, V_FIXED, V_PRE):
         text += f"; at base: {cell.base.state}"
     return text
 

@@ -29,7 +29,7 @@ from email.utils import format_datetime, getaddresses
 from pathlib import Path
 
 from ..review import DID_NOT_APPLY, Review
-from . import VERDICT_LABEL, cell_detail, clean_log, failing_cells, plural, quote_patch
+from . import VERDICT_LABEL, cell_detail, clean_log, failing_cells, plural, preexisting_lines, quote_patch
 
 WIDTH = 72
 DEFAULT_FROM = "mmreview <mmreview@localhost>"
@@ -161,6 +161,12 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
                 out.append("  To reproduce:")
                 out += _command_lines(c.tip.command)
             out.append("")
+    pre = preexisting_lines(review)
+    if pre:
+        out += _wrap("Failing before the series too (not its doing):") + [""]
+        for line in pre:
+            out += _wrap(line, "  ")
+        out.append("")
 
     ran = sorted({c.target for c in review.cells})
     if ran:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from ..findings import Finding
-from ..results import V_NEW, V_NOT_RUN, V_PRE
+from ..results import NEW_VERDICTS, V_NOT_RUN, V_PRE
 from ..review import Review
 from . import cell_detail, clean_log, location
 
@@ -63,11 +63,11 @@ def render_junit(review: Review, **_opts) -> str:
     for c in review.cells:
         case = _case(matrix, f"mmreview.matrix.{c.target}.{c.suite}", c.binary, c.tip.duration)
         v = c.verdict
-        if v == V_NEW:
+        if v in NEW_VERDICTS:
             text = "\n".join(c.tip.excerpt)
             if c.tip.command:
                 text += f"\n\nReproduce:\n  {c.tip.command}"
-            _fail(case, f"new failure: {cell_detail(c)}", "new-failure", text)
+            _fail(case, f"{v.replace('-', ' ')}: {cell_detail(c)}", v, text)
         elif v == V_PRE:
             _skip(case, f"pre-existing failure (fails at base too): {cell_detail(c)}")
         elif v == V_NOT_RUN:

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import html
 
-from ..results import V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
-from ..review import CLEAN, DID_NOT_APPLY, FINDINGS, REGRESSIONS, Review
-from . import VERDICT_LABEL, cell_detail, clean_log, failing_cells, grid, location
+from ..results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
+from ..review import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
+from . import VERDICT_LABEL, cell_detail, clean_log, failing_cells, grid, location, preexisting_lines
 
 MARKER = "<!-- mmreview:review -->"
 LIMIT = 65_536
 _SAFETY = 512          # room for the truncation note
 
-_VERDICT_ICON = {CLEAN: "✅", FINDINGS: "⚠️", REGRESSIONS: "❌", DID_NOT_APPLY: "⛔"}
-_CELL_ICON = {V_PASS: "✅", V_NEW: "❌", V_PRE: "🟠", V_FIXED: "🟢", V_NOT_RUN: "⚪"}
+_VERDICT_ICON = {CLEAN: "✅", FINDINGS: "⚠️", REGRESSIONS: "❌", DID_NOT_APPLY: "⛔", INCOMPLETE: "🚧"}
+_CELL_ICON = {V_PASS: "✅", V_NEW: "❌", V_CHANGED: "❌", V_PRE: "🟠", V_FIXED: "🟢", V_NOT_RUN: "⚪"}
 _SEV_ICON = {"error": "🔴", "warning": "🟡", "info": "🔵"}
 
 
@@ -174,6 +174,10 @@ def _log_sections(review: Review) -> list[str]:
             body += ["Reproduce:", "", fence([res.command], "sh"), ""]
         body.append("</details>")
         out.append("\n".join(body))
+    pre = preexisting_lines(review)
+    if pre:
+        out.append("Pre-existing (the tree's own failures, the same at base):\n\n"
+                   + "\n".join(f"- 🟠 {cell_text(line)}" for line in pre))
     for f in review.findings:
         if not f.excerpt:
             continue

@@ -15,15 +15,15 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from ..results import V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
-from ..review import CLEAN, DID_NOT_APPLY, FINDINGS, REGRESSIONS, Review
+from ..results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
+from ..review import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
 from . import (VERDICT_LABEL, cell_detail, failing_cells, grid, location, plural,
-               post_image_snippet, clean_log)
+               post_image_snippet, preexisting_lines, clean_log)
 
 VERDICT_STYLE = {CLEAN: "bold green", FINDINGS: "bold yellow", REGRESSIONS: "bold red",
-                 DID_NOT_APPLY: "bold red"}
-CELL_STYLE = {V_PASS: "green", V_NEW: "bold white on red", V_PRE: "yellow", V_FIXED: "cyan",
-              V_NOT_RUN: "dim"}
+                 DID_NOT_APPLY: "bold red", INCOMPLETE: "bold magenta"}
+CELL_STYLE = {V_PASS: "green", V_NEW: "bold white on red", V_CHANGED: "bold white on red",
+              V_PRE: "yellow", V_FIXED: "cyan", V_NOT_RUN: "dim"}
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 APPLY_STYLE = {"applied": "green", "applied-3way": "yellow", "failed": "bold red",
                "not-attempted": "dim"}
@@ -168,3 +168,5 @@ def _failures(review: Review):
             yield Text(f"    {clean_log(l)}", style="dim")
         if c.tip.command:
             yield Text(f"  reproduce: {c.tip.command}")
+    for line in preexisting_lines(review):
+        yield Text(f"pre-existing  {line}", style="yellow")
