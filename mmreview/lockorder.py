@@ -208,7 +208,8 @@ class Hierarchy:
 
     def _pairs(self, block: Block) -> dict[tuple[str, str], Order]:
         out: dict[tuple[str, str], Order] = {}
-        for n in block.nodes:
+        # an alias line (hugetlbfs_i_mmap_rwsem_key) is quoted only when no plain line says the same
+        for n in sorted(block.nodes, key=lambda n: n.alias):
             anc = n.parent
             while anc is not None:
                 if anc.alias:

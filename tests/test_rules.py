@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SERIES, mmreview
+from conftest import SERIES, git, mmreview
 from conftest_rules import EXPECT, SAMPLES, make_mbox, scratch_clone
 from mmreview.checkout import apply_series
 from mmreview.intake import load_series
@@ -21,9 +21,9 @@ RULE_IDS = {"lock-order", "exit-mmap-complication", "xa-zero-marker", "maple-sto
             "error-path-needs-test", "vma-free-rcu", "checkpatch"}
 
 
-def review(path: Path, **kw):
+def review(path: Path, tree_path=None, **kw):
     """(result, {(patch, file, line): line text in the tree after that patch})."""
-    tree = open_tree(None)
+    tree = open_tree(tree_path)
     series = load_series(str(path), tree)
     with apply_series(tree, series) as co:
         assert co.result.ok, co.result.to_json()
@@ -141,18 +141,29 @@ def test_suppression_from_the_tree_and_command_line(clone, tmp_path):
     assert [f.rule for f in res.findings] == ["vma-free-rcu"]
     res, _ = review(path, ignore=("checkpatch", "vma-free-rcu"))
     assert res.findings == [] and "vma-free-rcu" not in {r.id for r in res.rules}
+    # review policy is the base's: a series that adds it does not switch its own review off
     cfg = ("mmreview: skip vma-free-rcu here", "Configure the review.",
            [(".mmreview.toml", None, 'ignore = ["vma-free-rcu", "checkpatch:FILE_PATH_CHANGES"]\n')])
     res, _ = review(_series(clone, tmp_path, [bad, cfg], "cfg"), ignore=("checkpatch",))
-    assert res.findings == []
-    assert "vma-free-rcu" in res.ignored
-    pyproject = ("tools: review settings", "Configure the review in pyproject.toml.",
-                 [("pyproject.toml", None, '[project]\nname = "x"\n\n[tool.mmreview]\nignore = ["vma-free-rcu"]\n')])
-    res, _ = review(_series(clone, tmp_path, [bad, pyproject], "pyp"), ignore=("checkpatch",))
-    assert res.findings == [] and "vma-free-rcu" in res.ignored
+    assert [f.rule for f in res.findings] == ["vma-free-rcu"] and "vma-free-rcu" not in res.ignored
+    assert any(n.file == ".mmreview.toml" and "base's version was used" in n.message for n in res.notes)
+    # ... and a base that has it does
+    for name, path, text in [("toml", ".mmreview.toml", 'ignore = ["vma-free-rcu"]\n'),
+                             ("pyp", "pyproject.toml",
+                              '[project]\nname = "x"\n\n[tool.mmreview]\nignore = ["vma-free-rcu"]\n')]:
+        based = tmp_path / f"based-{name}"
+        scratch_clone(clone, based, ["mm/", "kernel/fork.c", f"/{path}"])
+        (based / path).write_text(text)
+        git(based, "add", "-f", "--sparse", path)
+        git(based, "commit", "-q", "-m", "review settings")
+        base = git(based, "rev-parse", "HEAD")
+        p = tmp_path / f"{name}.mbox"
+        p.write_bytes(make_mbox(based, "test series", "Made by the rules tests.", [bad], base=base))
+        res, _ = review(p, tree_path=str(based), ignore=("checkpatch",))
+        assert res.findings == [] and "vma-free-rcu" in res.ignored, name
 
 
-def test_not_c_and_unparseable_c_and_no_lock_comment(clone, tmp_path):
+def test_not_c_and_unparseable_c_and_lock_comment_changed(clone, tmp_path):
     doc = ("Documentation/mm: a note on lock order", "Words only.",
            [("Documentation/mm/process_addrs.rst", None, "Lock order\n==========\n\nSee mm/rmap.c.\n")])
     junk = ("mm: add a generated table", "Machine output.",
@@ -161,12 +172,31 @@ def test_not_c_and_unparseable_c_and_no_lock_comment(clone, tmp_path):
                  [("mm/rmap.c", " * Lock ordering in mm:\n", " * Locking: see the documentation.\n")])
     res, _ = review(_series(clone, tmp_path, [doc, junk, nocomment]), ignore=("checkpatch",))
     reasons = {(n.rule, n.file): n.reason for n in res.not_applied}
-    assert any(r == "lock-order" and f == "mm/rmap.c" and "no 'Lock ordering in mm:'" in why
-               for (r, f), why in reasons.items()), reasons
+    # the order is read at the base: a series editing the comment is told so, not checked against it
+    assert ("lock-order", "mm/rmap.c") not in reasons and ("lock-order", None) not in reasons, reasons
+    assert any(n.rule == "lock-order" and n.file == "mm/rmap.c" and "patch 3 changes the lock-ordering"
+               in n.message for n in res.notes), res.notes
     assert any(f == "mm/gen_table.c" and "tree-sitter-c could not parse" in why
                for (r, f), why in reasons.items()), reasons
     assert not any(f and f.endswith(".rst") for (_, f) in reasons)
     assert res.findings == []
+
+
+def test_no_lock_comment_at_the_base(clone, tmp_path):
+    based = tmp_path / "based"
+    scratch_clone(clone, based, ["mm/", "kernel/fork.c"])
+    rmap = based / "mm/rmap.c"
+    rmap.write_text(rmap.read_text().replace(" * Lock ordering in mm:\n", " * Locking: see the docs.\n"))
+    git(based, "commit", "-q", "-am", "mm/rmap: drop the lock ordering comment")
+    base = git(based, "rev-parse", "HEAD")
+    bad = ("fork: free an unpublished vma directly", "Skip RCU for a vma nobody saw.",
+           [("kernel/fork.c", "fail_nomem_policy:\n\tvm_area_free(tmp);\n",
+             "fail_nomem_policy:\n\t__vm_area_free(tmp);\n")])
+    p = tmp_path / "s.mbox"
+    p.write_bytes(make_mbox(based, "test series", "Made by the rules tests.", [bad], base=base))
+    res, _ = review(p, tree_path=str(based), ignore=("checkpatch",))
+    assert any(n.rule == "lock-order" and n.file == "mm/rmap.c" and "no 'Lock ordering in mm:'" in n.reason
+               and "at the base" in n.reason for n in res.not_applied), res.not_applied
 
 
 # ------------------------------------------------------------ the command

@@ -56,7 +56,10 @@ def test_lock_api_mapping():
     assert lock_event("spin_lock", ["&mm->page_table_lock"]) == ("acquire", "ptl")
     assert lock_event("down_write", ["&anon_vma->root->rwsem"]) == ("acquire", "anon_vma_rwsem")
     assert lock_event("spin_unlock", ["ptl"]) == ("release", "ptl")
-    assert lock_event("folio_trylock", ["folio"]) is None        # trylocks cannot deadlock
+    # trylocks cannot deadlock: held afterwards, never reported themselves
+    assert lock_event("folio_trylock", ["folio"]) == ("trylock", "folio_lock")
+    assert lock_event("lock_page", ["page"]) == ("acquire", "folio_lock")           # 6.1's page lock
+    assert lock_event("spin_lock", ["&mapping->i_private_lock"]) == ("acquire", "private_lock")
     assert lock_event("spin_lock", ["&some->other_lock"]) is None
 
 
@@ -107,6 +110,20 @@ def test_the_base_tree_itself_has_no_violation(kernel_tree, hier, path):
     found = [(fn.name, v.held_call.name, v.taken_call.name) for fn in cf.functions
              for v in violations(cf.calls(fn), hier.order_for(path, fn.name), helpers)]
     assert found == []
+
+
+def test_trylock_held_where_it_succeeded(hier):
+    under = "void f(void)\n{\n\ti_mmap_lock_read(m);\n\tif (!folio_trylock(folio))\n\t\treturn;\n}\n"
+    assert _walk(under, hier) == []                     # a trylock against the order is fine
+    held = ("void f(void)\n{\n\tif (!folio_trylock(folio))\n\t\treturn;\n"
+            "\tmmap_read_lock(mm);\n}\n")
+    (v,) = _walk(held, hier)                             # but what it holds is held
+    assert (v.held_call.name, v.taken_call.name) == ("folio_trylock", "mmap_read_lock")
+    failed = ("void f(void)\n{\n\tif (!folio_trylock(folio)) {\n\t\tmmap_read_lock(mm);\n"
+              "\t\treturn;\n\t}\n\tfolio_unlock(folio);\n}\n")
+    assert _walk(failed, hier) == []                     # not where it failed
+    untested = "void f(void)\n{\n\tbool ok = folio_trylock(folio);\n\tmmap_read_lock(mm);\n}\n"
+    assert _walk(untested, hier) == []
 
 
 def test_cparse_functions_calls_and_garbage():
