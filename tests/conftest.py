@@ -75,7 +75,7 @@ def user_clone(kernel_tree: Path, tmp_path: Path) -> Path:
 
 # ---------------------------------------------------------------- other kernels (tree init --kernel V)
 # Provisioned once per machine under $XDG_CACHE_HOME like the default (the first use fetches the
-# Debian package, ~10-20 s, and imports it, ~70-80 s); tests never write to them.
+# Debian package, a few seconds here, and imports it, 60-120 s); tests never write to them.
 
 @pytest.fixture(scope="session")
 def provisioned_tree():
