@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .gitutil import git_out
-from .run_parse import first_build_error
+from .run_parse import build_errors, first_build_error
 from .suites import SUITES, Suite, export_paths, key_paths
 from .targets import Target, compiler_version
 from .tree import cache_dir
 
-CACHE_SCHEMA = "3"
+CACHE_SCHEMA = "4"
 
 # Appended after the suite's own flags: drop its sanitizers, add the target's choice.
 WRAPPER_MK = """\
@@ -205,6 +205,7 @@ class BuildOutcome:
     src: Path | None = None         # the export's root: what `tree_relative` strips
     absent: bool = False            # the tree has no such suite at this revision
     recipe: str = ""                # the build failed because of mmreview's recipe: why
+    errors: list[str] = field(default_factory=list)   # every distinct error, as in the tree
 
     def tree_relative(self, line: str) -> str:
         if not self.src:
@@ -286,9 +287,10 @@ def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: Process
     ok = rc == 0
     text = "" if ok else log.read_text(errors="replace")
     error = [] if ok else [tree_relative(l, src, spec.suite.directory) for l in first_build_error(text)]
+    errors = [] if ok else [tree_relative(l, src, spec.suite.directory) for l in build_errors(text)]
     recipe = "" if ok or repo is None else recipe_problem(text, spec, src, repo, rev)
     return BuildOutcome(ok, suite_dir, log, time.monotonic() - start, error=error, built=built,
-                        src=src, recipe=recipe)
+                        src=src, recipe=recipe, errors=errors)
 
 
 _NO_RULE = re.compile(r"No rule to make target '([^']+)'")

@@ -318,7 +318,7 @@ class _Scheduler:
                 # Not the tree's failure: no verdict, and the review says mmreview is at fault.
                 r.state, r.infra = NOT_RUN, True
                 r.reason = f"mmreview could not build it: {outcome.recipe}"
-            r.signature = signature(r)
+            r.signature = signature(r, outcome.errors)
             self._record(b, r)
             self.progress(Event("done", f"{b.label} {bin_.name}", result=r))
 

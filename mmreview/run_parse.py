@@ -130,6 +130,17 @@ def build_error_line(excerpt: list[str]) -> str:
     return next((l.strip() for l in excerpt if _BUILD_ERROR.search(l)), excerpt[0].strip() if excerpt else "")
 
 
+def build_errors(log: str, limit: int = 20) -> list[str]:
+    """Every distinct compiler/linker error line of a build log, in order (the first `limit`)."""
+    seen: dict[str, None] = {}
+    for line in log.splitlines():
+        if _BUILD_ERROR.search(line):
+            seen.setdefault(line.strip()[:300], None)
+            if len(seen) >= limit:
+                break
+    return list(seen)
+
+
 def first_build_error(log: str) -> list[str]:
     """The first compiler/linker error and the lines after it (make's own lines last resort)."""
     lines = log.splitlines()
@@ -153,13 +164,16 @@ _PID = re.compile(r"==\d+==")
 _FRAME = re.compile(r"#\d+ \S+ in (\S+)")
 
 
-def signature(r) -> str:
-    """`state: what, where` of a failing RunResult ("" for one that did not fail)."""
+def signature(r, errors: list[str] = ()) -> str:
+    """`state: what, where` of a failing RunResult ("" for one that did not fail); for a build,
+    `errors` are its distinct error lines (build_errors)."""
     from .results import BUILD_FAILED, FAILING
     if r.state not in FAILING:
         return ""
     if r.state == BUILD_FAILED:
-        what = build_error_line(r.excerpt) or r.reason
+        # Every distinct error, not the first: a series that adds one to the base's is new.
+        what = " | ".join(sorted({_POS.sub("", e) for e in errors})) if errors else \
+            (build_error_line(r.excerpt) or r.reason)
     elif r.state == TIMEOUT:
         return TIMEOUT
     else:
@@ -172,4 +186,4 @@ def signature(r) -> str:
         if frame and frame not in what:
             what += f" in {frame}"
     what = _POS.sub("", _PID.sub("", _HEX.sub("0x", what)))
-    return f"{r.state}: {' '.join(what.split())[:200]}"
+    return f"{r.state}: {' '.join(what.split())[:2000]}"

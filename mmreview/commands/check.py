@@ -67,8 +67,9 @@ def check_cmd(
 ) -> None:
     """Review a series: apply it, run the rules and the matrix at base and tip, report.
 
-    Exit 0 clean; 1 findings at or above --fail-on, a new failure, or a patch that did not
-    apply; 2 bad input or usage; 3 infrastructure (a requested target's toolchain missing)."""
+    Exit 0 clean; 1 findings at or above --fail-on, a new or changed failure, or a patch that did
+    not apply; 2 bad input or usage; 3 infrastructure (a requested target's toolchain missing, or
+    a cell mmreview could not build for its own reasons: the review is incomplete)."""
     def body() -> int:
         from ..pipeline import PROFILES, CheckRequest, progress_display, run_check
         if profile not in PROFILES:

@@ -120,10 +120,24 @@ def cell_detail(cell: Cell) -> str:
     """One line: what happened at tip, and at base when it matters."""
     text = _state_reason(cell.tip)
     if cell.base is not None and cell.verdict == V_CHANGED:
+        new = changed_parts(cell)
+        if new:
+            text = f"{cell.tip.state}, newly: {'; '.join(new)}"
         text += f"; at base: {_state_reason(cell.base)}"
     elif cell.base is not None and cell.verdict in (V_NEW, V_FIXED, V_PRE):
         text += f"; at base: {cell.base.state}"
     return text
+
+
+def changed_parts(cell: Cell) -> list[str]:
+    """What a changed failure has at tip that the base's failure had not (for a build: its
+    new error lines), from the two signatures; empty when they differ as a whole."""
+    if cell.base is None or cell.base.state != cell.tip.state:
+        return []
+    def parts(sig: str) -> list[str]:
+        return sig.partition(": ")[2].split(" | ") if sig else []
+    base = set(parts(cell.base.signature))
+    return [p for p in parts(cell.tip.signature) if p not in base]
 
 
 def cell_reason(cell: Cell) -> str:
