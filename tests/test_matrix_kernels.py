@@ -238,3 +238,42 @@ def test_a_series_outside_the_suites_reuses_the_base_results(kernel_tree, tmp_pa
     (c,) = json.loads(proc.stdout)
     assert c["verdict"] == "pass" and c["tip_result"] == c["base_result"]
     assert "@tip" not in proc.stderr.decode()        # one build and run served base and tip
+
+
+# ---------------------------------------------------------------- a user's own checkout
+
+def test_a_users_own_73_checkout_with_local_changes_as_the_quick_pre_push_hook(tree_73, tmp_path):
+    """A full, non-bare 7.3 checkout on a topic branch with uncommitted work: the quick hook
+    (rules + native matrix) blocks a push whose commit breaks xarray, and leaves the work tree,
+    index and branch as they were."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "--quiet", "--bare", "--shared", str(tree_73), str(remote))
+    repo = _full_checkout(tree_73, tmp_path / "linux")
+    git(repo, "remote", "add", "pushto", str(remote))
+    git(repo, "fetch", "--quiet", "pushto")
+    git(repo, "checkout", "--quiet", "-b", "topic")
+    assert mmreview("hook", "install", "--tree", str(repo), "--profile", "quick").returncode == 0
+
+    # The commit: the off-by-one of series/matrix-break-xarray.mbox, made through the index only.
+    clean = git(repo, "show", "HEAD:lib/xarray.c") + "\n"
+    broken = clean.replace("while (xas->xa_node && (xas->xa_index <= max)) {",
+                           "while (xas->xa_node && (xas->xa_index < max)) {", 1)
+    assert broken != clean
+    blob = git(repo, "hash-object", "-w", "--stdin", input=broken.encode())
+    git(repo, "update-index", "--cacheinfo", f"100644,{blob},lib/xarray.c")
+    git(repo, "commit", "--quiet", "-m", "xarray: do not step onto @max in xas_find()\n\n"
+        "Off by one.\n\nSigned-off-by: Test Author <test@example.org>")
+    # Uncommitted work in the checkout (the file on disk is still the unbroken one).
+    (repo / "mm" / "vma.c").write_text((repo / "mm" / "vma.c").read_text() + "/* local work */\n")
+    before = (git(repo, "status", "--porcelain"), git(repo, "diff"), git(repo, "diff", "--cached"),
+              git(repo, "rev-parse", "HEAD"), git(repo, "symbolic-ref", "HEAD"))
+
+    proc = subprocess.run(["git", "push", "pushto", "topic"], cwd=repo, capture_output=True, text=True,
+                          env={**os.environ, **GIT_ID, "LC_ALL": "C"}, timeout=1800,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode != 0, proc.stderr
+    assert "push blocked" in proc.stderr and "x86_64/xarray" in proc.stderr, proc.stderr
+    assert git(repo, "ls-remote", "pushto", "topic") == ""
+    after = (git(repo, "status", "--porcelain"), git(repo, "diff"), git(repo, "diff", "--cached"),
+             git(repo, "rev-parse", "HEAD"), git(repo, "symbolic-ref", "HEAD"))
+    assert after == before
