@@ -114,3 +114,60 @@ def test_paths_read_as_in_the_tree():
     assert tree_relative(frame, src) == "    #1 0x55d0 in xas_find lib/xarray.c:1339"
     ld = "/usr/lib/gcc-cross/aarch64-linux-gnu/12/../../../../aarch64-linux-gnu/bin/ld: vma.o:"
     assert tree_relative(ld, src) == ld       # not a tree path: left alone
+
+
+# ---------------------------------------------------------------- same failure, or a changed one
+
+def signed(out: str, rc: int | None = 0, **kw) -> RunResult:
+    from mmreview.run_parse import signature
+    r = parse_run("i386", "radix-tree", "maple", out, rc, 3.0, **kw)
+    r.signature = signature(r)
+    return r
+
+
+def test_a_crash_where_the_base_timed_out_is_a_changed_failure():
+    """7.3's i386 maple runs for hours at base (a timeout); a series making it crash at once
+    must not hide behind that."""
+    from mmreview.results import V_CHANGED, V_PRE
+    base = signed("maple_tree: running\n", None, timed_out=True, timeout=1350)
+    tip = signed("maple: ../../../lib/maple_tree.c:4211: mas_wr_store_entry: Assertion `0' failed.\n",
+                 -signal.SIGABRT)
+    assert (base.state, tip.state) == (TIMEOUT, CRASH)
+    assert verdict(base, tip) == V_CHANGED
+    assert verdict(base, signed("still running\n", None, timed_out=True, timeout=1350)) == V_PRE
+
+
+def test_the_same_check_failing_at_other_lines_is_preexisting_another_check_is_not():
+    from mmreview.results import V_CHANGED, V_PRE
+    base = signed("BUG at check_find_1:1190\nmaple_tree: 1000 of 1003 tests passed\n")
+    moved = signed("BUG at check_find_1:1212\nmaple_tree: 1001 of 1004 tests passed\n")
+    other = signed("BUG at check_erase2_sets:377\nmaple_tree: 1000 of 1003 tests passed\n")
+    assert verdict(base, moved) == V_PRE                 # the series shifted lines, added a test
+    assert verdict(base, other) == V_CHANGED
+
+
+def test_sanitizer_reports_compare_by_kind_and_first_frame_not_addresses():
+    from mmreview.results import V_CHANGED, V_PRE
+    report = ("==123==ERROR: AddressSanitizer: heap-use-after-free on address 0x602000000010 at pc "
+              "0x55 bp 0x7f sp 0x7e\n    #0 0x55d in mas_walk lib/maple_tree.c:{line}\n")
+    base = signed(report.format(line=100), 1)
+    assert verdict(base, signed(report.replace("==123==", "==999==").replace("0x6020", "0x6030")
+                                .format(line=120), 1)) == V_PRE
+    assert verdict(base, signed(report.replace("mas_walk", "mas_find").format(line=100), 1)) == V_CHANGED
+
+
+def test_build_failures_compare_every_distinct_error():
+    """6.12's vma link failure at base; the same at tip is pre-existing, one more error is not."""
+    from mmreview.results import V_CHANGED, V_PRE
+    from mmreview.run_parse import build_errors, signature
+    base_log = ("/usr/bin/ld: vma.o: in function `remove_vma':\nmm/vma.c:332: undefined reference to "
+                "`vma_close'\nmm/vma.c:1137: undefined reference to `vma_close'\ncollect2: error: ld "
+                "returned 1 exit status\n")
+    tip_log = base_log.replace("332", "340") + "mm/vma.c:441: undefined reference to `ksm_add_vma'\n"
+
+    def built(log: str) -> RunResult:
+        r = RunResult("x86_64", "vma", "vma", BUILD_FAILED, excerpt=first_build_error(log))
+        r.signature = signature(r, build_errors(log))
+        return r
+    assert verdict(built(base_log), built(base_log.replace("332", "340"))) == V_PRE
+    assert verdict(built(base_log), built(tip_log)) == V_CHANGED
