@@ -312,8 +312,8 @@ class _Scheduler:
                           reason=build_error_line(outcome.error) or "build failed",
                           command=b.spec.user_command(bin_.name),
                           sanitizers=list(b.spec.sanitizers))
-            if outcome.absent:
-                r.state, r.excerpt = NOT_RUN, []
+            if outcome.absent:          # nothing to reproduce: the tree has no such suite
+                r.state, r.excerpt, r.command = NOT_RUN, [], ""
             elif outcome.recipe:
                 # Not the tree's failure: no verdict, and the review says mmreview is at fault.
                 r.state, r.infra = NOT_RUN, True

@@ -63,7 +63,7 @@ def verdict(base: RunResult | None, tip: RunResult) -> str:
 
 
 def same_failure(a: RunResult, b: RunResult) -> bool:
-    # Results cached before signatures existed have none: compare what they have.
+    # A Review JSON written before signatures existed has none: compare what it has.
     return a.state == b.state and (a.signature or a.state) == (b.signature or b.state)
 
 
@@ -81,6 +81,11 @@ class Cell:
     @property
     def verdict(self) -> str:
         return verdict(self.base, self.tip)
+
+    @property
+    def infra(self) -> RunResult | None:
+        """The result (base's first) mmreview could not produce for its own reasons, if any."""
+        return next((r for r in (self.base, self.tip) if r is not None and r.infra), None)
 
     def to_json(self) -> dict:
         return {"target": self.target, "suite": self.suite, "binary": self.binary,

@@ -163,7 +163,7 @@ class Review:
 
     def infra_cells(self) -> list[Cell]:
         """Cells mmreview could not build or run for its own reasons, not the tree's."""
-        return [c for c in self.cells if c.tip.infra or (c.base is not None and c.base.infra)]
+        return [c for c in self.cells if c.infra]
 
     def untested(self) -> bool:
         """Every cell that ran at the base failed there: the matrix tested nothing."""
@@ -208,9 +208,8 @@ class Review:
             return f"findings: {parts}"
         if v == INCOMPLETE:
             c = self.infra_cells()[0]
-            r = c.base if c.base is not None and c.base.infra else c.tip
             return (f"incomplete: {_plural(len(self.infra_cells()), 'cell')} not tested "
-                    f"({c.target} {c.suite}/{c.binary}: {r.reason})")
+                    f"({c.target} {c.suite}/{c.binary}: {c.infra.reason})")
         tail = ""
         if below:
             tail = f" ({_plural(below, 'finding')} below --fail-on {self.fail_on})"

@@ -175,10 +175,9 @@ def test(
             render_text(m, co.result)
         if m.new_failures or m.per_patch:
             return EXIT_FINDINGS
-        infra = [c for c in m.cells if c.tip.infra or (c.base is not None and c.base.infra)]
+        infra = [c for c in m.cells if c.infra]
         for c in infra[:3]:
-            r = c.base if c.base is not None and c.base.infra else c.tip
-            print(f"mmreview: error: {c.target} {c.suite}/{c.binary}: {r.reason}", file=sys.stderr)
+            print(f"mmreview: error: {c.target} {c.suite}/{c.binary}: {c.infra.reason}", file=sys.stderr)
         if infra:
             return EXIT_INFRA
         missing = [i for i in m.targets if not i.available]
