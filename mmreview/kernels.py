@@ -13,7 +13,6 @@ read out of the .deb, streamed (`dpkg-deb --fsys-tarfile`), never unpacked.
 from __future__ import annotations
 
 import os
-import pwd
 import re
 import shutil
 import subprocess
@@ -24,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
+from . import privateapt
 from .errors import BadInput, InfraError
 
 Progress = Callable[[str, int, int], None]   # (what, done, total)
 
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 DEBIAN = "http://deb.debian.org/debian"
 SECURITY = "http://deb.debian.org/debian-security"
 
@@ -103,36 +102,17 @@ class _Apt:
         self.base = base
         self.log = base / "apt.log"
         self.download = base / "download"
+        self.opts: list[str] = []
 
     def setup(self) -> None:
-        for d in ("lists/partial", "archives/partial", "sources.list.d", "preferences.d"):
-            (self.base / d).mkdir(parents=True, exist_ok=True)
-        lines = [f"deb [signed-by={KEYRING}] {uri} {suite} main" for uri, suite in self.kernel.suites]
-        (self.base / "sources.list").write_text("\n".join(lines) + "\n")
+        self.opts = privateapt.prepare(
+            self.base, [f"deb {uri} {suite} main" for uri, suite in self.kernel.suites])
         self.download.mkdir(exist_ok=True)
-        if os.geteuid() == 0:
-            # As root apt downloads as the unprivileged _apt user, which must be able to write here
-            # (under a 0700 home it cannot reach it anyway; apt then says so and downloads as root).
-            try:
-                os.chown(self.download, pwd.getpwnam("_apt").pw_uid, -1)
-            except KeyError:
-                pass
+        privateapt.give_to_apt_sandbox(self.download)
         self.log.write_text("")
 
     def options(self) -> list[str]:
-        opts = []
-        for key, val in (("Dir::Etc::SourceList", self.base / "sources.list"),
-                         ("Dir::Etc::SourceParts", self.base / "sources.list.d"),
-                         ("Dir::Etc::Preferences", self.base / "preferences"),
-                         ("Dir::Etc::PreferencesParts", self.base / "preferences.d"),
-                         ("Dir::State::Lists", self.base / "lists"),
-                         ("Dir::Cache::Archives", self.base / "archives"),
-                         # keep the system's package caches untouched
-                         ("Dir::Cache::pkgcache", ""), ("Dir::Cache::srcpkgcache", ""),
-                         ("APT::Architectures::", _native_arch()),
-                         ("Acquire::Languages", "none")):
-            opts += ["-o", f"{key}={val}"]
-        return opts
+        return self.opts
 
     def start(self, tool: str, *args: str, cwd: Path) -> tuple[subprocess.Popen, object]:
         argv = [tool, *self.options(), *args]
@@ -250,14 +230,6 @@ def tarball_in_deb(deb: Path, member: str) -> Iterator[tuple[BinaryIO, int]]:
 
 
 # ---------------------------------------------------------------- helpers
-
-def _native_arch() -> str:
-    try:
-        out = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout
-    except OSError:
-        out = ""
-    return out.strip() or "amd64"
-
 
 def _deb_field(deb: Path, field: str) -> str:
     proc = subprocess.run(["dpkg-deb", "-f", str(deb), field], capture_output=True, text=True)

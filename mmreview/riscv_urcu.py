@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pwd
 import re
 import shutil
 import subprocess
@@ -31,14 +30,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from . import privateapt
 from .filelock import exclusive
 from .errors import InfraError
 from .tree import cache_dir
 
 SUBJECT = "riscv64 liburcu"
 SOURCE_PACKAGE = "liburcu"
-DEB_SRC_LINE = ("deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
-                "http://deb.debian.org/debian bookworm main")
+DEB_SRC_LINE = "deb-src http://deb.debian.org/debian bookworm main"   # signed-by: privateapt
 TRIPLET = "riscv64-linux-gnu"
 CC = f"{TRIPLET}-gcc"
 SYSROOT = Path(f"/usr/{TRIPLET}")
@@ -201,20 +200,10 @@ class _Builder:
 
     def _fetch(self) -> Path:
         """apt-get update + source --download-only against a private list of one deb-src line."""
-        apt = self.work / "apt"
-        (apt / "lists" / "partial").mkdir(parents=True)
-        (apt / "sources.list.d").mkdir()
-        (apt / "sources.list").write_text(DEB_SRC_LINE + "\n")
+        opts = privateapt.prepare(self.work / "apt", [DEB_SRC_LINE])
         dl = self.work / "download"
         dl.mkdir()
-        _give_to_apt_sandbox(dl)
-        opts = []
-        for key, val in (("Dir::Etc::SourceList", apt / "sources.list"),
-                         ("Dir::Etc::SourceParts", apt / "sources.list.d"),
-                         ("Dir::State::Lists", apt / "lists"),
-                         # keep the system's package caches untouched
-                         ("Dir::Cache::pkgcache", ""), ("Dir::Cache::srcpkgcache", "")):
-            opts += ["-o", f"{key}={val}"]
+        privateapt.give_to_apt_sandbox(dl)
         self._run(["apt-get", *opts, "update"], cwd=self.work, what="apt-get update", timeout=600)
         self._run(["apt-get", *opts, "source", "--download-only", SOURCE_PACKAGE], cwd=dl,
                   what="apt-get source", timeout=600)
@@ -238,17 +227,6 @@ class _Builder:
         if proc.returncode != 0:
             raise InfraError(SUBJECT, f"{what} failed (exit {proc.returncode}): "
                                       f"{_last_error(self.log)}; log: {self.log}")
-
-
-def _give_to_apt_sandbox(download_dir: Path) -> None:
-    # As root, apt downloads as the unprivileged _apt user, which must be able
-    # to write there (else apt warns and downloads as root).
-    if os.geteuid() != 0:
-        return
-    try:
-        os.chown(download_dir, pwd.getpwnam("_apt").pw_uid, -1)
-    except KeyError:
-        pass
 
 
 def _dsc_field(dsc: Path, name: str) -> str:
