@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import InfraError
 from .gitutil import git_out
 from .run_parse import build_errors, first_build_error
 from .suites import SUITES, Suite, export_paths, key_paths
@@ -256,7 +257,6 @@ def _link_copy(export: Path, src: Path, writable: tuple[str, ...]) -> None:
             shutil.rmtree(src / d)
             proc = subprocess.run(["cp", "-a", str(export / d), str(src / d)], capture_output=True)
     if proc.returncode != 0:
-        from .errors import InfraError
         raise InfraError(str(src), "could not copy the export: "
                          + proc.stderr.decode(errors="replace").strip())
 

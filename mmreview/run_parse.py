@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import signal
 
-from .results import CRASH, FAIL, PASS, TIMEOUT, RunResult
+from .results import BUILD_FAILED, CRASH, FAIL, FAILING, PASS, TIMEOUT, RunResult
 
 EXCERPT_LINES = 12
 
@@ -167,7 +167,6 @@ _FRAME = re.compile(r"#\d+ \S+ in (\S+)")
 def signature(r, errors: list[str] = ()) -> str:
     """`state: what, where` of a failing RunResult ("" for one that did not fail); for a build,
     `errors` are its distinct error lines (build_errors)."""
-    from .results import BUILD_FAILED, FAILING
     if r.state not in FAILING:
         return ""
     if r.state == BUILD_FAILED:

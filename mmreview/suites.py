@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import posixpath
 import re
-import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from .errors import BadInput
+from .gitutil import run_git, show_file
 
 
 @dataclass(frozen=True)
@@ -207,9 +207,8 @@ def _named_files(repo: str, rev: str, suite_dir: str) -> frozenset[str]:
 
 
 def _ls(repo: str, rev: str, paths: list[str], recursive: bool) -> list[str]:
-    args = ["git", "-C", repo, "ls-tree", "--full-tree", "--name-only"]
-    args += ["-r"] if recursive else []
-    proc = subprocess.run([*args, rev, "--", *paths], capture_output=True)
+    proc = run_git(repo, "ls-tree", "--full-tree", "--name-only", *(["-r"] if recursive else []),
+                   rev, "--", *paths, check=False)
     return proc.stdout.decode("utf-8", "replace").splitlines() if proc.returncode == 0 else []
 
 
@@ -217,8 +216,8 @@ def _cat(repo: str, rev: str, paths: list[str]) -> dict[str, str]:
     """Many files at `rev` in one `git cat-file --batch`."""
     if not paths:
         return {}
-    proc = subprocess.run(["git", "-C", repo, "cat-file", "--batch"], capture_output=True,
-                          input="".join(f"{rev}:{p}\n" for p in paths).encode())
+    proc = run_git(repo, "cat-file", "--batch", input="".join(f"{rev}:{p}\n" for p in paths).encode(),
+                   check=False)
     out, pos, texts = proc.stdout, 0, {}
     for p in paths:
         nl = out.index(b"\n", pos)
@@ -234,5 +233,5 @@ def _cat(repo: str, rev: str, paths: list[str]) -> dict[str, str]:
 
 @lru_cache(maxsize=64)
 def _show(repo: str, rev: str, path: str) -> str | None:
-    proc = subprocess.run(["git", "-C", repo, "show", f"{rev}:{path}"], capture_output=True)
-    return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else None
+    data = show_file(repo, rev, path)
+    return None if data is None else data.decode("utf-8", "replace")
