@@ -400,7 +400,10 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
     def want(t: Target, s: Suite, bins: list[Binary], rev: str, tag: str) -> _Build | None:
         """The build of `bins` at `rev` (those of them the rev's Makefile has); None if none."""
         names = at_rev[rev][s.name] if rev in at_rev else suites_mod.tree_binaries(co.path, rev, s)
-        if names is not None:             # the suite is there: build what its Makefile builds
+        if names is not None:             # the suite is there: build what its Makefile builds,
+            # and after the base whatever the base built: a series dropping a binary from TARGETS
+            # must not turn its failure into "not run" (what is tested is the base's to say).
+            names = [*names, *((at_rev[base][s.name] or []) if rev != base else [])]
             bins = [b for b in bins if b.name in names]
             if not bins:
                 return None

@@ -277,3 +277,17 @@ def test_a_users_own_73_checkout_with_local_changes_as_the_quick_pre_push_hook(t
     after = (git(repo, "status", "--porcelain"), git(repo, "diff"), git(repo, "diff", "--cached"),
              git(repo, "rev-parse", "HEAD"), git(repo, "symbolic-ref", "HEAD"))
     assert after == before
+
+
+def test_a_series_cannot_drop_a_binary_from_its_own_review(kernel_tree, tmp_path):
+    """What is tested is the base's to say: a tip whose Makefile no longer lists multiorder in
+    TARGETS still has multiorder built and run (not "not run", which would hide its failure)."""
+    mbox = one_patch(kernel_tree, tmp_path, "tools/testing/radix-tree/Makefile",
+                     "TARGETS = main idr-test multiorder xarray maple\n",
+                     "TARGETS = main idr-test xarray maple\n", "radix-tree: fewer targets")
+    assert "+TARGETS = main idr-test xarray maple\n" in mbox.read_text()
+    proc = mmreview("test", str(mbox), "--tree", str(kernel_tree), "--arch", "x86_64",
+                    "--binary", "multiorder", "--json", timeout=1200)
+    assert proc.returncode == 0, proc.stderr.decode()
+    (c,) = json.loads(proc.stdout)
+    assert c["tip"] == "pass" and c["verdict"] == "pass", c
