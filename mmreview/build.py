@@ -177,18 +177,27 @@ class BuildSpec:
         return f"{cmd} && (cd {shlex.quote(suite_dir)} && {shlex.join(run)})"
 
 
-def input_key(repo: Path, rev: str, spec: BuildSpec) -> str:
+def toolchain(target: Target, urcu_prefix: str = "") -> tuple[str, str]:
+    """What this machine builds `target` with, as a cache key sees it: the compiler's version and
+    what went into a liburcu mmreview built (riscv_urcu's stamp)."""
+    urcu = ""
+    if urcu_prefix:
+        stamp = Path(urcu_prefix) / "mmreview-build.json"
+        urcu = stamp.read_text() if stamp.exists() else urcu_prefix
+    return compiler_version(target.cc), urcu
+
+
+def input_key(repo: Path, rev: str, spec: BuildSpec, machine: tuple[str, str] | None = None) -> str:
     """A hash of everything that went into a build: the suite's inputs as in the tree at `rev`
-    (git object ids: no file is read), the target's definition, flags and compiler version."""
+    (git object ids: no file is read), the target's definition, flags and compiler version.
+    `machine`: `toolchain()` of the machine that builds it, when that is not this one (a
+    cluster worker)."""
     listing = git_out(repo, "ls-tree", "--full-tree", rev, "--",
                       *key_paths(repo, rev, spec.suite, spec.target.tree_paths))
-    urcu = ""
-    if spec.urcu_prefix:       # what went into a liburcu mmreview built (riscv_urcu's stamp)
-        stamp = Path(spec.urcu_prefix) / "mmreview-build.json"
-        urcu = stamp.read_text() if stamp.exists() else spec.urcu_prefix
+    cc_version, urcu = machine or toolchain(spec.target, spec.urcu_prefix)
     h = hashlib.sha256()
     for part in (CACHE_SCHEMA, WRAPPER_MK, spec.suite.name, spec.suite.directory, spec.target.source,
-                 ",".join(spec.sanitizers), spec.urcu_prefix, compiler_version(spec.target.cc),
+                 ",".join(spec.sanitizers), spec.urcu_prefix, cc_version,
                  ",".join(spec.target.runner), urcu, listing):
         h.update(part.encode())
         h.update(b"\0")
@@ -244,8 +253,13 @@ def compiler_cache_env(base_dir: Path) -> dict[str, str]:
 def export_revision(co, rev: str, dest: Path, extra: tuple[str, ...] = ()) -> Path:
     """Everything any suite's build reaches in the tree at `rev`, exported once: every build of
     that revision is a hard-linked copy of it (`_link_copy`)."""
-    co.export(rev, dest, list(dict.fromkeys(p for s in SUITES for p in export_paths(s, extra))))
+    co.export(rev, dest, revision_paths(extra))
     return dest
+
+
+def revision_paths(extra: tuple[str, ...] = ()) -> list[str]:
+    """What `export_revision` exports of a revision (a cluster sends the same to its workers)."""
+    return list(dict.fromkeys(p for s in SUITES for p in export_paths(s, extra)))
 
 
 def _link_copy(export: Path, src: Path, writable: tuple[str, ...]) -> None:

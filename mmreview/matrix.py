@@ -111,6 +111,7 @@ class MatrixResult:
     tip_sha: str
     duration: float
     jobs: int
+    notes: list[str] = field(default_factory=list)   # e.g. a cell run again after its worker died
 
     @property
     def new_failures(self) -> list[Cell]:
@@ -121,7 +122,7 @@ class MatrixResult:
                 "duration": round(self.duration, 1), "jobs": self.jobs,
                 "targets": [t.to_json() for t in self.targets],
                 "cells": [c.to_json() for c in self.cells],
-                "per_patch": [f.to_json() for f in self.per_patch]}
+                "per_patch": [f.to_json() for f in self.per_patch], "notes": list(self.notes)}
 
 
 # ---------------------------------------------------------------- result cache
@@ -154,6 +155,49 @@ def _cache_put(key: str, r: RunResult) -> None:
 
 def work_root() -> Path:
     return cache_dir() / "matrix-work"
+
+
+# ---------------------------------------------------------------- one build's cells
+# What a build gives its cells, wherever it ran: the local pool below calls these, and so does a
+# cluster worker (mmreview/cluster_worker.py) on the same build.build() outcome, so a cell is the
+# same RunResult on either, and whatever confines build.build() and ProcessRegistry.run confines both.
+
+def unbuilt_result(spec: BuildSpec, bin_: Binary, outcome: BuildOutcome) -> RunResult:
+    """The cell of a binary its build did not make: build-failed, or not run (no such suite;
+    mmreview's recipe at fault, `outcome.recipe`)."""
+    r = RunResult(target=spec.target.name, suite=spec.suite.name, binary=bin_.name,
+                  state=BUILD_FAILED, duration=round(outcome.duration, 2),
+                  excerpt=outcome.error,
+                  reason=build_error_line(outcome.error) or "build failed",
+                  command=spec.user_command(bin_.name),
+                  sanitizers=list(spec.sanitizers))
+    if outcome.absent:          # nothing to reproduce: the tree has no such suite
+        r.state, r.excerpt, r.command = NOT_RUN, [], ""
+    elif outcome.recipe:
+        # Not the tree's failure: no verdict, and the review says mmreview is at fault.
+        r.state, r.infra = NOT_RUN, True
+        r.reason = f"mmreview could not build it: {outcome.recipe}"
+    r.signature = signature(r, outcome.errors)
+    return r
+
+
+def run_binary(spec: BuildSpec, bin_: Binary, outcome: BuildOutcome, procs: ProcessRegistry) -> RunResult:
+    """Run one binary `outcome` built and read its result."""
+    t = spec.target
+    timeout = bin_.timeout * t.timeout_factor
+    log = outcome.directory / f"{bin_.name}.log"
+    cmd = [*t.runner, f"./{bin_.name}", *bin_.args]
+    # LeakSanitizer: the suites free what they test, not every harness allocation.
+    env = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    rc, timed_out, secs = procs.run(cmd, cwd=outcome.directory, log=log, timeout=timeout, env=env)
+    out = log.read_text(errors="replace")
+    r = parse_run(t.name, spec.suite.name, bin_.name, out, rc, secs, timed_out, timeout)
+    r.excerpt = [outcome.tree_relative(line) for line in r.excerpt]
+    r.reason = outcome.tree_relative(r.reason)
+    r.command = spec.user_command(bin_.name)
+    r.sanitizers = list(spec.sanitizers)
+    r.signature = signature(r)
+    return r
 
 
 # ---------------------------------------------------------------- planning
@@ -306,19 +350,7 @@ class _Scheduler:
             if bin_.name in outcome.built:
                 self.submit(_estimate(b.spec.target, bin_), lambda bin_=bin_: self._do_run(b, bin_))
                 continue
-            r = RunResult(target=b.spec.target.name, suite=b.spec.suite.name, binary=bin_.name,
-                          state=BUILD_FAILED, duration=round(outcome.duration, 2),
-                          excerpt=outcome.error,
-                          reason=build_error_line(outcome.error) or "build failed",
-                          command=b.spec.user_command(bin_.name),
-                          sanitizers=list(b.spec.sanitizers))
-            if outcome.absent:          # nothing to reproduce: the tree has no such suite
-                r.state, r.excerpt, r.command = NOT_RUN, [], ""
-            elif outcome.recipe:
-                # Not the tree's failure: no verdict, and the review says mmreview is at fault.
-                r.state, r.infra = NOT_RUN, True
-                r.reason = f"mmreview could not build it: {outcome.recipe}"
-            r.signature = signature(r, outcome.errors)
+            r = unbuilt_result(b.spec, bin_, outcome)
             self._record(b, r)
             self.progress(Event("done", f"{b.label} {bin_.name}", result=r))
 
@@ -326,23 +358,9 @@ class _Scheduler:
         assert b.outcome is not None
         label = f"{b.label} {bin_.name}"
         self.progress(Event("start", label))
-        t = b.spec.target
-        timeout = bin_.timeout * t.timeout_factor
-        log = b.outcome.directory / f"{bin_.name}.log"
-        cmd = [*t.runner, f"./{bin_.name}", *bin_.args]
-        # LeakSanitizer: the suites free what they test, not every harness allocation.
-        env = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
-        rc, timed_out, secs = self.procs.run(cmd, cwd=b.outcome.directory, log=log, timeout=timeout,
-                                             env=env)
-        out = log.read_text(errors="replace")
-        r = parse_run(t.name, b.spec.suite.name, bin_.name, out, rc, secs, timed_out, timeout)
-        r.excerpt = [b.outcome.tree_relative(line) for line in r.excerpt]
-        r.reason = b.outcome.tree_relative(r.reason)
-        r.command = b.spec.user_command(bin_.name)
-        r.sanitizers = list(b.spec.sanitizers)
-        r.signature = signature(r)
+        r = run_binary(b.spec, bin_, b.outcome, self.procs)
         self._record(b, r)
-        self.progress(Event("done", label, result=r, seconds=secs))
+        self.progress(Event("done", label, result=r, seconds=r.duration))
         with self.lock:
             b.runs_left -= 1
             last = b.runs_left == 0
@@ -356,7 +374,8 @@ class _Scheduler:
             _cache_put(b.key, r)
 
 
-def _target_infos(targets: list[Target]) -> tuple[list[TargetInfo], dict[str, Availability]]:
+def _target_infos(targets: list[Target], availability=availability
+                  ) -> tuple[list[TargetInfo], dict[str, Availability]]:
     infos, avail = [], {}
     for t in targets:
         a = availability(t)
@@ -373,8 +392,11 @@ def _not_run(t: Target, s: Suite, b: Binary, reason: str) -> RunResult:
 def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
                suites: str | None = None, binaries: str | None = None, jobs: int | None = None,
                per_patch: bool = False, progress: Callable[[Event], None] | None = None,
-               use_cache: bool = True) -> MatrixResult:
+               use_cache: bool = True, executor=None) -> MatrixResult:
+    """`executor`: where the builds run when not in this process's pool (cluster.Cluster): it
+    says which targets are available and with which toolchain, and makes the scheduler."""
     start = time.monotonic()
+    available = executor.availability if executor else availability
     targets = list(targets) if targets is not None else list(all_targets())
     base, tip = co.base_sha, co.result.tip_sha
     # Which binaries each suite has comes from the tree's own Makefiles, at base and tip.
@@ -384,14 +406,14 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
                         list(dict.fromkeys(n for r in at_rev for n in (at_rev[r][s.name] or []))))
                for s in suites_mod.SUITES}
     selection = suites_mod.select(profile, suites, binaries, present)
-    jobs = max(1, jobs or cpu_count())
-    infos, avail = _target_infos(targets)
+    jobs = executor.threads if executor else max(1, jobs or cpu_count())
+    infos, avail = _target_infos(targets, available)
 
     remove_stale(work_root())
     workdir = new_run_dir(work_root())
     workdir.mkdir(parents=True, exist_ok=True)
     procs = ProcessRegistry()
-    sched = _Scheduler(jobs, procs, progress, co, workdir, use_cache)
+    sched = (executor.scheduler if executor else _Scheduler)(jobs, procs, progress, co, workdir, use_cache)
     sched.export_extra = tuple(dict.fromkeys(p for t in targets if avail[t.name].available
                                              for p in t.tree_paths))
 
@@ -410,7 +432,7 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
         a = avail[t.name]
         spec = BuildSpec(target=t, suite=s, binaries=tuple(b.name for b in bins),
                          sanitizers=tuple(a.sanitizers), urcu_prefix=a.urcu_prefix)
-        key = input_key(co.path, rev, spec)
+        key = input_key(co.path, rev, spec, executor.toolchain(t) if executor else None)
         k = (t.name, s.name, key, spec.binaries)
         if k not in builds:
             builds[k] = _Build(spec=spec, rev=rev, key=key, label=f"{t.name} {s.name} @{tag}",
@@ -433,10 +455,10 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
     patch_builds: list[tuple[int, _Build]] = []
     if per_patch:
         natives = [t for t in targets if t.native and avail[t.name].available] or \
-                  [t for t in all_targets() if t.native and availability(t).available][:1]
+                  [t for t in all_targets() if t.native and available(t).available][:1]
         for t in natives:
             if t.name not in avail:
-                avail[t.name] = availability(t)
+                avail[t.name] = available(t)
             for s, bins in suites_mod.select("quick", suites, binaries, present):
                 for k in range(0, len(co.commits) + 1):      # 0 and n are the base and tip
                     rev = base if k == 0 else tip if k == len(co.commits) else co.rev_after(k)
@@ -470,7 +492,8 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
 
     findings = _bisect(co, patch_builds) if per_patch else []
     return MatrixResult(cells=cells, targets=infos, per_patch=findings, profile=profile,
-                        base_sha=base, tip_sha=tip, duration=time.monotonic() - start, jobs=jobs)
+                        base_sha=base, tip_sha=tip, duration=time.monotonic() - start, jobs=jobs,
+                        notes=list(getattr(sched, "notes", [])))
 
 
 def _bisect(co, patch_builds: list[tuple[int, _Build]]) -> list[PatchFinding]:

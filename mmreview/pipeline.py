@@ -41,9 +41,18 @@ class CheckRequest:
     jobs: int | None = None
     ignore: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    cluster: str | None = None           # a Dask scheduler's address: the matrix runs there
 
 
 def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
+    if not req.cluster:
+        return _run_check(req, progress, None)
+    from .cluster import executor_for
+    with executor_for(req.cluster) as executor:     # None: the matrix runs here
+        return _run_check(req, progress, executor)
+
+
+def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review:
     from .checkout import apply_series
     from .intake import load_series
     from .tree import open_tree
@@ -56,7 +65,7 @@ def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
         series = load_series("-", tree, stdin=io.BytesIO(_as_lone_patch(sys.stdin.buffer.read())))
     else:
         series = load_series(req.source, tree)
-    targets = _targets(req)
+    targets = _targets(req, executor)
     base = req.base
     if base == FROM_TREE:
         base = committed_parent(tree.path, series)
@@ -79,7 +88,7 @@ def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
         elif req.profile == "rules":
             review.notes.append("matrix not run: --profile rules")
         else:
-            _matrix(review, co, req, [t for t, _ in targets], report)
+            _matrix(review, co, req, [t for t, _ in targets], report, executor)
     return review
 
 
@@ -153,15 +162,16 @@ def new_review(series, tree_path: str, res, targets: list[TargetInfo],
         targets=list(targets), profile=req.profile, fail_on=req.fail_on, notes=list(req.notes))
 
 
-def _targets(req: CheckRequest) -> list[tuple[object, TargetInfo]]:
-    """The matrix's targets with their availability; a target named with --arch whose
-    toolchain is missing is an infrastructure error (exit 3), not a silent skip."""
+def _targets(req: CheckRequest, executor=None) -> list[tuple[object, TargetInfo]]:
+    """The matrix's targets with their availability (here, or on the cluster's workers); a
+    target named with --arch whose toolchain is missing is an infrastructure error (exit 3), not
+    a silent skip."""
     if req.profile == "rules":
         return []
     from . import targets as tg
     out = []
     for t in tg.parse_arch_list(req.arch):
-        a = tg.availability(t)
+        a = (executor.availability if executor else tg.availability)(t)
         reason = a.reason + (f" (provide it with: {a.apt_command})" if a.apt_command else "")
         if req.arch and not a.available:
             raise InfraError(f"--arch {t.name}", reason or "not available")
@@ -181,7 +191,8 @@ def _rules(review: Review, series, co, req: CheckRequest) -> None:
     review.notes.extend(str(n) for n in result.notes)
 
 
-def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progress) -> None:
+def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progress,
+            executor=None) -> None:
     from . import matrix
     counts = {"done": 0, "total": 0}
 
@@ -193,7 +204,9 @@ def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progre
         report(f"matrix: {ev.label}" if ev.label else "matrix", counts["done"], counts["total"])
 
     result = matrix.run_matrix(co, targets=targets, profile=req.profile, suites=req.suite,
-                               binaries=req.binary, jobs=req.jobs, progress=on_event)
+                               binaries=req.binary, jobs=req.jobs, progress=on_event,
+                               executor=executor)
+    review.notes.extend(result.notes)
     review.cells = list(result.cells)
     review.targets = [TargetInfo(name=t.name, available=t.available, sanitizers=list(t.sanitizers),
                                  reason=t.reason + (f" (provide it with: {t.apt_command})"

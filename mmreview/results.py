@@ -41,6 +41,7 @@ class RunResult:
     cached: bool = False         # taken from the result cache (same inputs ran before)
     signature: str = ""          # what failed and where, without line numbers or addresses
     infra: bool = False          # not-run because of mmreview or this machine, not the tree
+    worker: str = ""             # the cluster worker that ran it ("": this machine, mmreview --cluster not used)
 
     def to_json(self) -> dict:
         return asdict(self)

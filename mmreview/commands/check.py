@@ -14,6 +14,7 @@ from ..cliapp import TreeOption, app, fail_usage, run_command, stderr, stdout
 from ..render import FORMATS
 from ..review import FAIL_ON_CHOICES, Review
 from ..tree import cache_dir
+from .worker import ClusterOption
 
 FormatOption = typer.Option("terminal", "--format", "-f",
                             help=f"Report format: {', '.join(FORMATS)}.")
@@ -64,6 +65,7 @@ def check_cmd(
     ignore: list[str] = typer.Option([], "--ignore", help="Skip this rule id (repeatable)."),
     sender: Optional[str] = FromOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    cluster: Optional[str] = ClusterOption,
 ) -> None:
     """Review a series: apply it, run the rules and the matrix at base and tip, report.
 
@@ -71,6 +73,7 @@ def check_cmd(
     not apply; 2 bad input or usage; 3 infrastructure (a requested target's toolchain missing, or
     a cell mmreview could not build for its own reasons: the review is incomplete)."""
     def body() -> int:
+        from ..cluster import resolve_address
         from ..pipeline import PROFILES, CheckRequest, progress_display, run_check
         if profile not in PROFILES:
             fail_usage(f"--profile {profile}: one of {', '.join(PROFILES)}")
@@ -80,7 +83,7 @@ def check_cmd(
             fail_usage(f"--format {fmt}: unknown format (one of {', '.join(FORMATS)})")
         req = CheckRequest(source=series_arg, tree=tree, base=base, arch=arch, suite=suite,
                            binary=binary, profile=profile, fail_on=fail_on, jobs=jobs,
-                           ignore=tuple(ignore))
+                           ignore=tuple(ignore), cluster=resolve_address(cluster))
         with progress_display(stderr, quiet=quiet) as progress:
             review = run_check(req, progress)
         saved = json_out or _review_path()

@@ -16,6 +16,7 @@ from ..errors import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK
 from ..results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PRE
 from .. import matrix as matrix_mod
 from .. import targets as targets_mod
+from .worker import ClusterOption
 
 
 def load_series(source: str, tree):
@@ -137,6 +138,7 @@ def test(
                                   "cache has."),
     as_json: bool = typer.Option(False, "--json", help="Print the cells as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    cluster: Optional[str] = ClusterOption,
 ) -> None:
     """Build and run tools/testing/radix-tree and tools/testing/vma per architecture, base vs tip.
 
@@ -144,11 +146,18 @@ def test(
     did not apply; 2 bad input; 3 a target named with --arch lacks its toolchain, or mmreview could
     not build a suite the tree has (its recipe, not the tree: said on stderr)."""
     def body() -> int:
+        from ..cluster import executor_for, resolve_address
+        with executor_for(resolve_address(cluster)) as executor:    # None: run here
+            return run(executor)
+
+    def run(executor) -> int:
         from ..checkout import apply_series
         from ..tree import open_tree
 
         t = open_tree(tree)
         targets = targets_mod.parse_arch_list(arch)
+        if executor and arch:
+            executor.require(targets)        # a named target no worker offers: exit 3 now
         if jobs is not None and jobs < 1:
             from ..errors import BadInput
             raise BadInput(f"--jobs {jobs}", "must be at least 1")
@@ -166,7 +175,9 @@ def test(
             with ProgressView(quiet) as view:
                 m = matrix_mod.run_matrix(co, targets, profile=profile, suites=suite, binaries=binary,
                                           jobs=jobs, per_patch=per_patch, progress=view,
-                                          use_cache=not no_cache)
+                                          use_cache=not no_cache, executor=executor)
+        for note in m.notes:
+            print(f"mmreview: note: {note}", file=sys.stderr)
         if as_json:
             print(json.dumps([c.to_json() for c in m.cells], indent=2))
             for f in m.per_patch:
