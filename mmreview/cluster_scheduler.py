@@ -62,27 +62,52 @@ class ClusterScheduler(_Scheduler):
         self.futures: dict = {}                 # future -> _Build
         self.worker_of: dict[int, str] = {}     # id(_Build) -> the worker that built it
         self._payloads: dict[str, tuple[str, object]] = {}   # rev -> (hash, scattered future)
-        self._starts: dict[str, list[tuple[str, str]]] = {}  # task key -> [(label, worker)]
+        self._starts: dict[str, list[tuple[str, str]]] = {}  # build -> [(label, worker)]
         self._n = 0
         self.notes: list[str] = []
         self._done: queue.Queue = queue.Queue()
+        self._hints: dict[int, str | None] = {}     # id(_Build) -> where its base was built
+        self._resends: dict[int, int] = {}
         self.client.subscribe_topic(START_TOPIC, self._on_start)
 
     # -- sending
 
     def _export_ref(self, b: _Build, force: bool = False) -> tuple[str, object]:
-        """(hash, payload future or None): None when every worker that may run `b` has it."""
-        if b.rev not in self._payloads or (force and self._payloads[b.rev][1] is None):
+        """(hash, payload future or None): None when every worker has the export already."""
+        held = self._payloads.get(b.rev)
+        if held is None or (force and (held[1] is None or held[1].status != "finished")):
             listing = export_listing(self.co.path, b.rev, self.export_extra)
             digest = export_hash(listing)
             fut = None
             if force or not self.cluster.has_export(digest, list(self.cluster.workers)):
+                # Sent once; Dask copies it to the workers that run builds of `rev`.  Scattered
+                # data cannot be recomputed: a build whose copy died with its worker is sent
+                # again (_resend).  (A broadcast would not help: Dask's active memory manager
+                # drops the replicas no task waits for.)
                 fut = self.client.scatter(export_payload(self.co.path, b.rev, listing), hash=False)
             self._payloads[b.rev] = (digest, fut)
         return self._payloads[b.rev]
 
+    def _resend(self, b: _Build) -> bool:
+        """Submit `b` again with its export sent anew (a worker lost it, or the cluster lost
+        the scattered copy with the worker that held it); False after two tries."""
+        tries = self._resends.get(id(b), 0)
+        if tries >= 2:
+            return False
+        self._resends[id(b)] = tries + 1
+        self._queue_build(b, force_export=True)
+        return True
+
+    def add_build(self, b: _Build, after: _Build | None = None) -> None:
+        if after is not None and after is not b and not after.queued:
+            # The base came from the result cache: its tip still goes to the worker that built
+            # it, whose ccache has its objects (a second series on the same base).
+            self._hints[id(b)] = next((r.worker for r in after.results.values() if r.worker), None)
+        super().add_build(b, after)
+
     def _queue_build(self, b: _Build, near: str | None = None, force_export: bool = False) -> None:
         b.queued = True
+        near = near or self._hints.get(id(b))
         t = b.spec.target.name
         digest, payload = self._export_ref(b, force_export)
         eligible = self.cluster.eligible(t)
@@ -96,7 +121,7 @@ class ClusterScheduler(_Scheduler):
         key = f"mmreview-{b.label.replace(' ', '-').replace('@', '')}-{b.key[:8]}-{self.cluster.review}-{self._n}"
         fut = self.client.submit(
             run_build, digest, payload, b.rev, b.spec, list(b.binaries), b.key, self.cluster.review,
-            b.label, key=key, pure=False, resources={resource(t): 1}, workers=where,
+            b.label, str(id(b)), key=key, pure=False, resources={resource(t): 1}, workers=where,
             allow_other_workers=loose,
             priority=int(BUILD_SECONDS + max(_estimate(b.spec.target, x) for x in b.binaries)))
         with self.lock:
@@ -108,7 +133,7 @@ class ClusterScheduler(_Scheduler):
         _, msg = event
         if not isinstance(msg, dict) or msg.get("review") != self.cluster.review:
             return
-        self._starts.setdefault(msg["key"], []).append((msg["label"], msg["worker"]))
+        self._starts.setdefault(msg["build"], []).append((msg["label"], msg["worker"]))
         self.progress(Event("start", f"{msg['label']} build"))
 
     # -- waiting
@@ -151,15 +176,20 @@ class ClusterScheduler(_Scheduler):
                 self._all_not_run(b, "every cluster worker that ran it died (Dask gave up: a build "
                                      "or test that takes its machine down?)")
                 return
+            if self._resend(b):
+                return
             raise InfraError(self.cluster.address, f"{label}: {type(exc).__name__}: {exc}")
-        if fut.status == "cancelled":
-            raise InfraError(self.cluster.address, f"{label}: the scheduler cancelled it "
+        if fut.status != "finished":        # cancelled by the scheduler: its input was lost
+            if self._resend(b):
+                return
+            raise InfraError(self.cluster.address, f"{label}: the scheduler dropped it "
                                                    "(connection lost?)")
         res = fut.result()
         worker = res["worker"]
         if "missing_export" in res:         # a worker that joined later, or lost its cache
-            self._queue_build(b, force_export=True)
-            return
+            if self._resend(b):
+                return
+            raise InfraError(worker, f"{label}: the worker cannot keep its export {res['missing_export']}")
         if res.get("cancelled"):          # only this review cancels its tasks, and it is not
             raise InfraError(worker, f"{label}: cancelled on the worker")
         if "error_exit" in res:
@@ -203,11 +233,12 @@ class ClusterScheduler(_Scheduler):
             self._queue_build(f)
 
     def _note_retries(self) -> None:
-        """A build started on more than one worker was run again after its worker was lost."""
+        """A build started on more than one worker was run again after its worker was lost
+        (by Dask under the same key, or by _resend under a new one)."""
         try:                 # the subscription may not have delivered the last events yet
             for _, msg in self.client.get_events(START_TOPIC):
                 if isinstance(msg, dict) and msg.get("review") == self.cluster.review:
-                    seen = self._starts.setdefault(msg["key"], [])
+                    seen = self._starts.setdefault(msg["build"], [])
                     if (msg["label"], msg["worker"]) not in seen:
                         seen.append((msg["label"], msg["worker"]))
         except Exception:

@@ -13,6 +13,7 @@ Imported only inside worker processes (and by `client.run` on them), never by a 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import subprocess
@@ -137,8 +138,9 @@ def _run_dir() -> Path:
 def _watch_cancel(review: str, procs: ProcessRegistry, done: threading.Event) -> None:
     """Kill this task's processes when the client cancels the review (Ctrl-C): cancelling a
     Dask future does not stop a task that is running."""
-    from distributed import Event
-    ev = Event(cancel_event_name(review))
+    from distributed import Event, get_client
+    # The client now, in the task's thread: the watcher's thread has no worker context to find it.
+    ev = Event(cancel_event_name(review), client=get_client())
 
     def loop() -> None:
         while not done.is_set():
@@ -146,22 +148,24 @@ def _watch_cancel(review: str, procs: ProcessRegistry, done: threading.Event) ->
                 if ev.wait(timeout=1):
                     procs.kill_all()
                     return
-            except Exception:       # the scheduler is gone: the worker goes with it
+            except Exception as exc:   # the scheduler is gone: the worker goes with it
+                logging.getLogger("distributed.worker").warning(
+                    "mmreview: no longer watching for the review's cancellation: %r", exc)
                 return
     threading.Thread(target=loop, daemon=True, name="mmreview-cancel-watch").start()
 
 
 def run_build(digest: str, payload: bytes | None, rev: str, spec, binaries: list, key: str,
-              review: str, label: str) -> dict:
+              review: str, label: str, build_id: str) -> dict:
     """Build `spec` at `rev` and run the `binaries` it makes: the results (as JSON) and what the
     client needs to tell a recipe failure from the tree's (the log of a failed build)."""
     from distributed import get_worker
-    from distributed.worker import thread_state
     from .matrix import run_binary
 
     worker = get_worker()
     addr = worker.address
-    worker.log_event(START_TOPIC, {"review": review, "key": thread_state.key, "label": label,
+    # A build that starts twice was run again: the client's report says so.
+    worker.log_event(START_TOPIC, {"review": review, "build": build_id, "label": label,
                                    "worker": addr})
     try:
         export = _export(digest, payload)
