@@ -149,12 +149,13 @@ class Cluster:
         info, _ = self._chosen[target.name]
         return info["toolchain"][0], info["toolchain"][1]
 
-    def eligible(self, target: str) -> list[str]:
-        """The workers a build of `target` may go to: those with the chosen toolchain."""
-        return self._chosen[target][1]
-
-    def offering(self, target: str) -> list[str]:
-        return [a for a, w in self.workers.items() if target in w["targets"]]
+    def eligible(self, target: str) -> list[str] | None:
+        """The workers a build of `target` may go to, when not every worker offering it may
+        (they differ in toolchain); None: any worker with the target's resource, including one
+        that joins (or a nanny restarts, under another address) during the review."""
+        same = self._chosen[target][1]
+        offering = [a for a, w in self.workers.items() if target in w["targets"]]
+        return None if len(same) == len(offering) else same
 
     def require(self, targets: list[Target]) -> None:
         """Exit 3 before anything runs when a named target is offered by no worker."""

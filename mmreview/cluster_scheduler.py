@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import subprocess
+import time
 from pathlib import Path
 
 from .build import BuildOutcome, recipe_problem, revision_paths
@@ -68,6 +69,8 @@ class ClusterScheduler(_Scheduler):
         self._done: queue.Queue = queue.Queue()
         self._hints: dict[int, str | None] = {}     # id(_Build) -> where its base was built
         self._resends: dict[int, int] = {}
+        self._pinned: dict = {}                     # future -> the worker it must run on
+        self._alive: set[str] = set(cluster.workers)
         self.client.subscribe_topic(START_TOPIC, self._on_start)
 
     # -- sending
@@ -110,24 +113,40 @@ class ClusterScheduler(_Scheduler):
         near = near or self._hints.get(id(b))
         t = b.spec.target.name
         digest, payload = self._export_ref(b, force_export)
-        eligible = self.cluster.eligible(t)
-        # The tip goes where its base was built (that worker's ccache has the base's objects),
-        # unless that worker is gone or busy for long: then any worker with the same toolchain.
-        if near and near in eligible and len(eligible) == len(self.cluster.offering(t)):
-            where, loose = [near], True
+        eligible = self.cluster.eligible(t)       # None: any worker with the target's resource
+        # The tip goes where its base was built: that worker's ccache has the base's objects.
+        # Pinned, not "allow_other_workers": a loose restriction lets Dask (and its work
+        # stealing) place the task on any worker, resources or not.  If the worker goes away,
+        # `_unpin_lost` submits the build again without the pin.
+        if near and near in self._alive and (eligible is None or near in eligible):
+            where = [near]
         else:
-            where, loose = eligible, False
+            near, where = None, eligible
         self._n += 1
         key = f"mmreview-{b.label.replace(' ', '-').replace('@', '')}-{b.key[:8]}-{self.cluster.review}-{self._n}"
         fut = self.client.submit(
             run_build, digest, payload, b.rev, b.spec, list(b.binaries), b.key, self.cluster.review,
             b.label, str(id(b)), key=key, pure=False, resources={resource(t): 1}, workers=where,
-            allow_other_workers=loose,
             priority=int(BUILD_SECONDS + max(_estimate(b.spec.target, x) for x in b.binaries)))
         with self.lock:
             self.futures[fut] = b
             self.pending += 1
+            if near:
+                self._pinned[fut] = near
         fut.add_done_callback(self._done.put)       # called in a thread of Dask's
+
+    def _unpin_lost(self) -> None:
+        """Builds pinned to a worker that left the cluster go to any other that runs them."""
+        self._alive = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        with self.lock:
+            lost = [(f, self.futures.pop(f)) for f, w in self._pinned.items()
+                    if w not in self._alive and f in self.futures]
+            for f, _ in lost:
+                del self._pinned[f]
+                self.pending -= 1
+        for f, b in lost:
+            f.cancel()
+            self._queue_build(b)
 
     def _on_start(self, event) -> None:
         _, msg = event
@@ -139,19 +158,26 @@ class ClusterScheduler(_Scheduler):
     # -- waiting
 
     def wait(self) -> None:
+        checked = time.monotonic()
         try:
             while True:
                 with self.lock:
                     if not self.futures:
                         break
+                if self._pinned and time.monotonic() - checked > 2:
+                    self._unpin_lost()
+                    checked = time.monotonic()
                 try:
                     fut = self._done.get(timeout=0.5)      # wakes for Ctrl-C in the main thread
                 except queue.Empty:
                     continue
                 with self.lock:
-                    b = self.futures.pop(fut)
-                    self.pending -= 1
-                self._finish(b, fut)
+                    b = self.futures.pop(fut, None)       # None: one _unpin_lost cancelled
+                    self._pinned.pop(fut, None)
+                    if b is not None:
+                        self.pending -= 1
+                if b is not None:
+                    self._finish(b, fut)
         except BaseException:
             self._cancel()
             raise
