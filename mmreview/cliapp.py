@@ -2,18 +2,24 @@
 
 Commands live in `mmreview/commands/*.py`, each registering itself on `app`;
 they only parse options, call the engine, and render.  `run_command` turns an
-`MmreviewError` into one line on stderr and its exit code, never a traceback.
+`MmreviewError` into one line on stderr and its exit code, never a traceback;
+so are the I/O faults a command meets on the way (a full disk, an unusable cache
+directory, git missing or failing): `oserror.as_error` says which they are.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from typing import Callable, TypeVar
 
 import typer
 from rich.console import Console
 
-from .errors import EXIT_BAD_INPUT, MmreviewError
+from .errors import EXIT_BAD_INPUT, EXIT_INFRA, MmreviewError
+from .oserror import as_error, git_failed
+from .textsafe import one_line
 
 app = typer.Typer(
     name="mmreview",
@@ -35,20 +41,76 @@ TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a pr
                                               "tree, see `mmreview tree path`.")
 
 
+def error_line(exc: MmreviewError) -> None:
+    # Messages carry subjects and file names from the series: one line, nothing raw.
+    print(one_line(f"mmreview: error: {exc}"), file=sys.stderr)
+
+
 def run_command(fn: Callable[[], T]) -> T:
-    """Run a command body; user errors become one line and an exit code."""
+    """Run a command body; user errors and I/O faults become one line and an exit code."""
     try:
-        return fn()
+        result = fn()
+        sys.stdout.flush()     # a full disk under `> report` shows here, not at interpreter exit
+        return result
     except MmreviewError as exc:
-        print(f"mmreview: error: {exc}", file=sys.stderr)
+        error_line(exc)
         raise typer.Exit(exc.exit_code)
     except KeyboardInterrupt:
         print("mmreview: interrupted", file=sys.stderr)
         raise typer.Exit(130)
     except BrokenPipeError:
+        _silence_stdout()
         raise typer.Exit(0)
+    except subprocess.CalledProcessError as exc:
+        err = git_failed(exc)
+        error_line(err)
+        raise typer.Exit(err.exit_code)
+    except OSError as exc:
+        _settle_stdout()
+        err = as_error(exc)
+        error_line(err)
+        raise typer.Exit(err.exit_code)
+
+
+def _settle_stdout() -> None:
+    # What stdout still buffers is flushed at exit; if that cannot be written either (the disk
+    # under `> report` is full), it is dropped rather than reported twice.
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so the flush at interpreter exit cannot fail a second time and
+    print its own 'Exception ignored' message after our one line."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def internal_error(exc: BaseException) -> int:
+    """A bug: one line naming it, the traceback kept in a file for the report (MMREVIEW_DEBUG=1
+    shows it instead)."""
+    if os.environ.get("MMREVIEW_DEBUG"):
+        raise exc
+    import tempfile
+    import traceback
+    where = ""
+    try:
+        fd, path = tempfile.mkstemp(prefix="mmreview-crash-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            traceback.print_exception(exc, file=fh)
+        where = f" (traceback in {path}; please report it)"
+    except OSError:
+        pass
+    print(one_line(f"mmreview: internal error: {type(exc).__name__}: {exc}{where}"), file=sys.stderr)
+    return EXIT_INFRA
 
 
 def fail_usage(message: str) -> None:
-    print(f"mmreview: error: {message}", file=sys.stderr)
+    print(one_line(f"mmreview: error: {message}"), file=sys.stderr)
     raise typer.Exit(EXIT_BAD_INPUT)

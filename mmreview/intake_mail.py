@@ -32,6 +32,16 @@ class NotMail(ValueError):
     pass
 
 
+class BadMail(ValueError):
+    """Mail that is mail but cannot be read (MIME nested past any sense): unlike NotMail it is
+    not skipped as noise, the input is refused."""
+
+
+# Real patch mail nests two or three levels (a signed message with an attachment); the stdlib
+# parser recurses once per level and would hit Python's recursion limit near 1000.
+MAX_MIME_DEPTH = 20
+
+
 @dataclass
 class Mail:
     """One decoded message, with what intake needs and nothing else."""
@@ -113,6 +123,17 @@ def _text_part(msg: EmailMessage) -> tuple[bytes, str]:
     return chosen or (b"", "utf-8")
 
 
+def _mime_depth(msg: EmailMessage) -> int:
+    # Iteratively: msg.walk() recurses too.
+    deepest, todo = 0, [(msg, 0)]
+    while todo:
+        part, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if part.is_multipart() and depth <= MAX_MIME_DEPTH:
+            todo += [(p, depth + 1) for p in part.get_payload() if isinstance(p, EmailMessage)]
+    return deepest
+
+
 def _decode(data: bytes, charset: str) -> str:
     try:
         return data.decode(charset, errors="replace")
@@ -129,7 +150,13 @@ def _header(msg: EmailMessage, name: str) -> str:
 
 def parse_message(raw: bytes, from_line: bytes | None = None, origin: str = "") -> Mail:
     """Decode one message; NotMail if it has none of the headers mail has."""
-    msg = _PARSER.parsebytes(raw)
+    try:
+        msg = _PARSER.parsebytes(raw)
+    except RecursionError:
+        raise BadMail(f"MIME parts nested too deep (at most {MAX_MIME_DEPTH} levels)") from None
+    depth = _mime_depth(msg)
+    if depth > MAX_MIME_DEPTH:
+        raise BadMail(f"MIME parts nested {depth} deep (at most {MAX_MIME_DEPTH} levels)")
     if not any(msg.get(h) is not None for h in ("From", "Subject", "Message-ID", "Date")):
         raise NotMail("no From, Subject, Message-ID or Date header")
     if msg.defects and not msg.keys():
@@ -158,6 +185,7 @@ def parse_message(raw: bytes, from_line: bytes | None = None, origin: str = "") 
         charset=charset,
         commit_sha=sha,
         origin=origin,
+        extra={"raw_from": _header(msg, "From")},
     )
 
 

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from ..cliapp import TreeOption, app, fail_usage, run_command, stderr, stdout
+from ..outputs import check_output, write_output
 from ..render import FORMATS
 from ..review import FAIL_ON_CHOICES, Review
 from ..tree import cache_dir
@@ -36,7 +37,7 @@ def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str]
         stdout.file.write(text)
         stdout.file.flush()
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text, "-o")
 
 
 @app.command("check")
@@ -78,14 +79,16 @@ def check_cmd(
             fail_usage(f"--fail-on {fail_on}: one of {', '.join(FAIL_ON_CHOICES)}")
         if fmt not in FORMATS:
             fail_usage(f"--format {fmt}: unknown format (one of {', '.join(FORMATS)})")
+        for path, opt in ((output, "-o"), (json_out, "--json-out")):
+            if path is not None:
+                check_output(path, opt)
         req = CheckRequest(source=series_arg, tree=tree, base=base, arch=arch, suite=suite,
                            binary=binary, profile=profile, fail_on=fail_on, jobs=jobs,
                            ignore=tuple(ignore))
         with progress_display(stderr, quiet=quiet) as progress:
             review = run_check(req, progress)
         saved = json_out or _review_path()
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(review.dumps(), encoding="utf-8")
+        write_output(saved, review.dumps(), "--json-out" if json_out else None, make_dirs=True)
         if not quiet:
             print(f"mmreview: review saved to {saved} (`mmreview report {saved} --format F`)",
                   file=sys.stderr)

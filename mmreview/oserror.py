@@ -1,0 +1,67 @@
+"""I/O faults as the user should read them: which path, what went wrong, and whose problem it is.
+
+An OSError that reaches a command names a file but not why it matters.  The disk filling up,
+an unusable cache directory, a missing git are the machine's problems (exit 3); a path the user
+named that cannot be written is checked where it is named (`outputs.py`, exit 2).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from pathlib import Path
+
+from .errors import InfraError, MmreviewError
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def cache_root() -> Path:
+    # As tree.cache_dir() reads it, without importing tree (and GitPython-free git helpers).
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "mmreview"
+
+
+def _under(path: str, root: Path) -> bool:
+    try:
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+        return True
+    except ValueError:
+        return False
+
+
+def _what_cache() -> str:
+    if os.environ.get("XDG_CACHE_HOME"):
+        return f"$XDG_CACHE_HOME ({os.environ['XDG_CACHE_HOME']})"
+    return f"$HOME/.cache ($HOME is {os.environ.get('HOME', 'unset')})"
+
+
+def as_error(exc: OSError) -> MmreviewError:
+    """The one-line error an OSError met while running a command stands for."""
+    name = exc.filename if isinstance(exc.filename, str) else None
+    why = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in _FULL:
+        return InfraError(name or "output", f"{why} (disk full?)")
+    if isinstance(exc, FileNotFoundError) and name and os.sep not in name and not os.path.exists(name):
+        # subprocess names the program it could not start.
+        return InfraError(name, "not found on PATH (is it installed?)")
+    if name and _under(name, cache_root()):
+        return InfraError(name, f"{why}: the cache directory is not usable; it lives under "
+                                f"{_what_cache()}: set XDG_CACHE_HOME to a writable directory")
+    return InfraError(name or "I/O", why)
+
+
+def git_failed(exc: subprocess.CalledProcessError) -> MmreviewError:
+    """A git (or other tool) run that failed where it was expected to succeed."""
+    cmd = [str(c) for c in (exc.cmd if isinstance(exc.cmd, (list, tuple)) else [exc.cmd])]
+    # `git -c k=v -C repo sub ...`: name the tool and its subcommand.
+    shown = [c for i, c in enumerate(cmd) if not c.startswith("-") and
+             (i == 0 or not cmd[i - 1] in ("-C", "-c"))][:2]
+    err = exc.stderr or exc.output or b""
+    if isinstance(err, bytes):
+        err = err.decode("utf-8", "replace")
+    last = next((ln.strip() for ln in reversed(err.splitlines()) if ln.strip()),
+                f"exit status {exc.returncode}")
+    return InfraError(" ".join(shown) or "a command", f"failed: {last}")
+
