@@ -31,8 +31,20 @@ app = typer.Typer(
 )
 
 # Reports go to stdout; progress and errors to stderr, so `--json > f` stays clean.
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False)
+
+
+class OutConsole(Console):
+    """rich's Console, but a reader that goes away (`| head`) is a BrokenPipeError for
+    run_command to handle like every other, not rich's own SystemExit(1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+# No emoji: a subject saying ":bug:" means the five characters, not a picture.
+stdout = OutConsole(highlight=False, soft_wrap=True, emoji=False)
+stderr = OutConsole(stderr=True, highlight=False, emoji=False)
 
 T = TypeVar("T")
 
@@ -50,8 +62,6 @@ def run_command(fn: Callable[[], T]) -> T:
     """Run a command body; user errors and I/O faults become one line and an exit code."""
     try:
         result = fn()
-        sys.stdout.flush()     # a full disk under `> report` shows here, not at interpreter exit
-        return result
     except MmreviewError as exc:
         error_line(exc)
         raise typer.Exit(exc.exit_code)
@@ -67,18 +77,30 @@ def run_command(fn: Callable[[], T]) -> T:
         raise typer.Exit(err.exit_code)
     except OSError as exc:
         _settle_stdout()
-        err = as_error(exc)
+        err = as_error(exc, unnamed="output")    # no file named: a print to stdout, mostly
         error_line(err)
         raise typer.Exit(err.exit_code)
+    # A full disk under `> report` shows when the report is flushed: here, not as an
+    # "Exception ignored" at interpreter exit.
+    if not _settle_stdout(lambda exc: error_line(as_error(exc, unnamed="stdout"))):
+        raise typer.Exit(EXIT_INFRA)
+    return result
 
 
-def _settle_stdout() -> None:
-    # What stdout still buffers is flushed at exit; if that cannot be written either (the disk
-    # under `> report` is full), it is dropped rather than reported twice.
+def _settle_stdout(report: Callable[[OSError], None] | None = None) -> bool:
+    """Flush stdout; False if it cannot be written.  Then it is pointed at /dev/null: what it
+    still buffers would otherwise fail again at exit, with a message of its own."""
     try:
         sys.stdout.flush()
-    except (OSError, ValueError):
+        return True
+    except BrokenPipeError:
         _silence_stdout()
+        return True            # the reader left (`| head`): not an error
+    except (OSError, ValueError) as exc:
+        _silence_stdout()
+        if report is not None and isinstance(exc, OSError):
+            report(exc)
+        return False
 
 
 def _silence_stdout() -> None:

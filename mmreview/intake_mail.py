@@ -148,6 +148,14 @@ def _header(msg: EmailMessage, name: str) -> str:
     return re.sub(r"\s+", " ", str(val)).strip()
 
 
+def _raw_header(msg: EmailMessage, name: str) -> str:
+    """A header as written, for error messages (the parsed one can read '<<<' as '<>')."""
+    for k, v in msg.raw_items():
+        if k.lower() == name.lower():
+            return re.sub(r"\s+", " ", str(v)).strip()
+    return ""
+
+
 def parse_message(raw: bytes, from_line: bytes | None = None, origin: str = "") -> Mail:
     """Decode one message; NotMail if it has none of the headers mail has."""
     try:
@@ -185,7 +193,7 @@ def parse_message(raw: bytes, from_line: bytes | None = None, origin: str = "") 
         charset=charset,
         commit_sha=sha,
         origin=origin,
-        extra={"raw_from": _header(msg, "From")},
+        extra={"raw_from": _raw_header(msg, "From")},
     )
 
 

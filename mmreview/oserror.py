@@ -23,12 +23,10 @@ def cache_root() -> Path:
     return Path(base) / "mmreview"
 
 
-def _under(path: str, root: Path) -> bool:
-    try:
-        Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
-        return True
-    except ValueError:
-        return False
+def _related(path: str, root: Path) -> bool:
+    """`path` is `root`, in it, or one of the directories it would be made in."""
+    a, b = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    return a == b or a in b.parents or b in a.parents
 
 
 def _what_cache() -> str:
@@ -37,19 +35,20 @@ def _what_cache() -> str:
     return f"$HOME/.cache ($HOME is {os.environ.get('HOME', 'unset')})"
 
 
-def as_error(exc: OSError) -> MmreviewError:
-    """The one-line error an OSError met while running a command stands for."""
+def as_error(exc: OSError, unnamed: str = "I/O") -> MmreviewError:
+    """The one-line error an OSError met while running a command stands for; `unnamed` is
+    what to call the file when the error names none (stdout, when writing it failed)."""
     name = exc.filename if isinstance(exc.filename, str) else None
     why = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno in _FULL:
-        return InfraError(name or "output", f"{why} (disk full?)")
+        return InfraError(name or unnamed, f"{why} (disk full?)")
     if isinstance(exc, FileNotFoundError) and name and os.sep not in name and not os.path.exists(name):
         # subprocess names the program it could not start.
         return InfraError(name, "not found on PATH (is it installed?)")
-    if name and _under(name, cache_root()):
+    if name and _related(name, cache_root()):
         return InfraError(name, f"{why}: the cache directory is not usable; it lives under "
                                 f"{_what_cache()}: set XDG_CACHE_HOME to a writable directory")
-    return InfraError(name or "I/O", why)
+    return InfraError(name or unnamed, why)
 
 
 def git_failed(exc: subprocess.CalledProcessError) -> MmreviewError:

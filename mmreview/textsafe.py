@@ -22,11 +22,13 @@ def _escape(ch: str) -> str:
     return f"\\u{cp:04x}"
 
 
-def visible(text: str) -> str:
-    """`text` with control characters (C0, DEL, C1) and bidi controls made visible escapes."""
+def visible(text: str, keep: str = "") -> str:
+    """`text` with control characters (C0, DEL, C1) and bidi controls made visible escapes;
+    those in `keep` (a tab in a line of code) are left as they are."""
     if text.isprintable():     # the common case: nothing to do (isprintable is False for \t too)
         return text
-    return "".join(_escape(ch) if (unicodedata.category(ch) == "Cc" or ord(ch) in _BIDI) else ch
+    return "".join(_escape(ch) if ch not in keep and (unicodedata.category(ch) == "Cc"
+                                                      or ord(ch) in _BIDI) else ch
                    for ch in text)
 
 

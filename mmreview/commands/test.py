@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..cliapp import TreeOption, app, run_command, stderr, stdout
 from ..errors import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK
+from ..render import clean_log
 from ..results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PRE
 from .. import matrix as matrix_mod
 from .. import targets as targets_mod
@@ -98,14 +99,14 @@ def render_text(m: matrix_mod.MatrixResult, apply_result) -> None:
             out.print(f"\n{c.verdict}: {c.target} {c.suite}/{c.binary}: "
                       f"{'base' if c.verdict == V_FIXED else 'tip'} {r.state}: {r.reason}",
                       markup=False, style="bold")
-            for line in r.excerpt[:8]:
-                out.print(f"    {line}", markup=False)
+            for line in r.excerpt[:8]:     # the series' own output: no escapes reach the terminal
+                out.print(f"    {clean_log(line)}", markup=False)
             if r.command:
                 out.print(f"  reproduce: {r.command}", markup=False)
     for f in m.per_patch:
         out.print(f"\nper-patch: {f.describe()}: {f.reason}", markup=False, style="bold red")
         for line in f.excerpt[:6]:
-            out.print(f"    {line}", markup=False)
+            out.print(f"    {clean_log(line)}", markup=False)
     new = len(m.new_failures)
     out.print(f"\n{new} new failure(s), {sum(c.verdict == V_PRE for c in m.cells)} pre-existing, "
               f"{sum(c.verdict == V_FIXED for c in m.cells)} fixed, "
