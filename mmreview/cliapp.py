@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from .errors import EXIT_BAD_INPUT, EXIT_INFRA, MmreviewError
-from .oserror import as_error, git_failed
+from .oserror import as_error, git_failed, timed_out
 from .textsafe import one_line
 
 app = typer.Typer(
@@ -73,6 +73,10 @@ def run_command(fn: Callable[[], T]) -> T:
         raise typer.Exit(0)
     except subprocess.CalledProcessError as exc:
         err = git_failed(exc)
+        error_line(err)
+        raise typer.Exit(err.exit_code)
+    except subprocess.TimeoutExpired as exc:
+        err = timed_out(exc)
         error_line(err)
         raise typer.Exit(err.exit_code)
     except OSError as exc:

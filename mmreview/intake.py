@@ -334,6 +334,9 @@ def _trailers(ltrailers) -> list[Trailer]:
 
 
 _ADDRESS = re.compile(r"<[^<>\s]+>|\S+@\S+")
+# No source line in a kernel is near this; a line of megabytes is not a patch, and
+# checkpatch.pl's regexes would spend minutes on it.
+MAX_LINE = 1 << 20
 
 
 def _unusable(m: Mail, author: str) -> str | None:
@@ -341,6 +344,10 @@ def _unusable(m: Mail, author: str) -> str | None:
     patch instead of a "did not apply" that blames the tree."""
     if "\x00" in m.body or "\x00" in m.subject:
         return "it contains a NUL byte (binary data, not a patch)"
+    if len(m.body) > MAX_LINE:
+        longest = max(len(line) for line in m.body.split("\n"))
+        if longest > MAX_LINE:
+            return f"it has a line of {longest} characters (the limit is {MAX_LINE >> 20} MiB)"
     try:
         codecs.lookup(m.charset)
     except LookupError:

@@ -51,16 +51,25 @@ def as_error(exc: OSError, unnamed: str = "I/O") -> MmreviewError:
     return InfraError(name or unnamed, why)
 
 
+def _command(cmd) -> str:
+    """`git -c k=v -C repo sub ...` as "git sub"; `/usr/bin/perl .../checkpatch.pl` as
+    "perl checkpatch.pl": the tool and what it was asked to do."""
+    cmd = [str(c) for c in (cmd if isinstance(cmd, (list, tuple)) else [cmd])]
+    shown = [os.path.basename(c) for i, c in enumerate(cmd) if not c.startswith("-") and
+             (i == 0 or cmd[i - 1] not in ("-C", "-c"))][:2]
+    return " ".join(shown) or "a command"
+
+
+def timed_out(exc: subprocess.TimeoutExpired) -> MmreviewError:
+    return InfraError(_command(exc.cmd), f"did not finish in {exc.timeout:.0f} s and was stopped")
+
+
 def git_failed(exc: subprocess.CalledProcessError) -> MmreviewError:
     """A git (or other tool) run that failed where it was expected to succeed."""
-    cmd = [str(c) for c in (exc.cmd if isinstance(exc.cmd, (list, tuple)) else [exc.cmd])]
-    # `git -c k=v -C repo sub ...`: name the tool and its subcommand.
-    shown = [c for i, c in enumerate(cmd) if not c.startswith("-") and
-             (i == 0 or not cmd[i - 1] in ("-C", "-c"))][:2]
     err = exc.stderr or exc.output or b""
     if isinstance(err, bytes):
         err = err.decode("utf-8", "replace")
     last = next((ln.strip() for ln in reversed(err.splitlines()) if ln.strip()),
                 f"exit status {exc.returncode}")
-    return InfraError(" ".join(shown) or "a command", f"failed: {last}")
+    return InfraError(_command(exc.cmd), f"failed: {last}")
 

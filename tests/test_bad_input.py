@@ -155,6 +155,7 @@ MAKERS = {
     "deep_1000": _nested(1000),
     "deep_30": _nested(30),
     "nul_late": _nul_late(),
+    "long_line": _lone().replace(b"\n+", b"\n+" + b"x" * (2 << 20), 1),
     "charset": _header(_lone(), b"Content-Type", b"text/plain; charset=x-no-such-charset"),
     "from_garbage": _header(_lone(), b"From", b"<<<not an address"),
     "from_name_only": _header(_lone(), b"From", b"Just A Name"),
@@ -284,6 +285,7 @@ CASES = [
     C("mime-30-deep", "series {deep_30}", 2, "MIME parts nested"),
     C("nul-past-64k", "apply {nul_late}", 2, "patch 1/1 (mm/vma: fix the kernel-doc header of "
                                              "vma_complete()): it contains a NUL byte"),
+    C("line-of-megabytes", "apply {long_line}", 2, "it has a line of 2097"),
     C("unknown-charset", "apply {charset}", 2, "patch 1/1 (mm/vma: fix the kernel-doc header of "
                                                "vma_complete()): unknown charset 'x-no-such-charset'"),
     C("unparsable-from", "check {from_garbage} --profile rules -q", 2,
