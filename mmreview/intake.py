@@ -266,7 +266,7 @@ def _classify(source: str, mails: list[Mail]) -> tuple[dict[int, _Version], list
         if ls.reply or m.subject.lower().startswith(("re:", "aw:", "fwd:", "fw:")):
             others.append(m)
             continue
-        bad = _unread_counter(m.subject, ls)
+        bad = _unread_counter(m.subject, ls) if (diff or ls.patch) else None
         if bad:
             raise BadInput(source, f"{m.subject!r}: patch counter {bad} is out of range "
                                    f"(at most {MAX_COUNTER}/{MAX_COUNTER})")

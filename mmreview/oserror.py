@@ -17,10 +17,12 @@ from .errors import InfraError, MmreviewError
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
-def cache_root() -> Path:
-    # As tree.cache_dir() reads it, without importing tree (and GitPython-free git helpers).
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "mmreview"
+def cache_root() -> Path | None:
+    from .tree import cache_dir     # here: only an error needs it
+    try:
+        return cache_dir()
+    except MmreviewError:
+        return None
 
 
 def _related(path: str, root: Path) -> bool:
@@ -30,7 +32,7 @@ def _related(path: str, root: Path) -> bool:
 
 
 def _what_cache() -> str:
-    if os.environ.get("XDG_CACHE_HOME"):
+    if os.path.isabs(os.environ.get("XDG_CACHE_HOME", "")):
         return f"$XDG_CACHE_HOME ({os.environ['XDG_CACHE_HOME']})"
     return f"$HOME/.cache ($HOME is {os.environ.get('HOME', 'unset')})"
 
@@ -45,7 +47,8 @@ def as_error(exc: OSError, unnamed: str = "I/O") -> MmreviewError:
     if isinstance(exc, FileNotFoundError) and name and os.sep not in name and not os.path.exists(name):
         # subprocess names the program it could not start.
         return InfraError(name, "not found on PATH (is it installed?)")
-    if name and _related(name, cache_root()):
+    root = cache_root()
+    if name and root is not None and _related(name, root):
         return InfraError(name, f"{why}: the cache directory is not usable; it lives under "
                                 f"{_what_cache()}: set XDG_CACHE_HOME to a writable directory")
     return InfraError(name or unnamed, why)

@@ -259,6 +259,9 @@ CASES = [
     C("named-fifo", "series {fifo}", 2, "a named FIFO"),
     C("closed-stdin", "series -", 2, "stdin is closed", stdin="closed"),
     C("empty-stdin", "series -", 2, "empty stdin", stdin="empty"),
+    C("rules-closed-stdin", "rules -", 2, "stdin is closed", stdin="closed"),
+    C("check-closed-stdin", "check - --profile rules -q", 2, "stdin is closed", stdin="closed"),
+    C("apply-empty-stdin", "apply -", 2, "empty stdin", stdin="empty"),
     C("stdin-not-mail", "series -", 2, "not mail", stdin="text"),
     C("over-input-limit", "series {big}", 2, "input limit of 1 MiB", env={"MMREVIEW_MAX_INPUT_MB": "1"}),
     C("stdin-over-input-limit", "series -", 2, "input limit of 1 MiB", stdin="big",
@@ -579,3 +582,12 @@ def test_non_ascii_file_name_through_git(user_clone: Path, tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
     assert json.loads(proc.stdout)["patches"][0]["files"] == ["mm/zoë.c"]
 
+
+
+def test_relative_xdg_cache_home_is_ignored(tmp_path):
+    """XDG says a relative XDG_CACHE_HOME is invalid: it would put the cache wherever mmreview
+    was started.  The cache stays under $HOME/.cache."""
+    proc = subprocess.run([MMREVIEW, "tree", "path"], capture_output=True, cwd=tmp_path,
+                          env={**os.environ, "XDG_CACHE_HOME": "relative-cache", "HOME": str(tmp_path)})
+    assert proc.stdout.decode().strip() == str(tmp_path / ".cache/mmreview/trees/linux-6.12.git")
+    assert not (tmp_path / "relative-cache").exists()

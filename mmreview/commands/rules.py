@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from typing import List, Optional
 
@@ -112,7 +111,7 @@ def rules(series: Optional[str] = typer.Argument(None, help="mbox, directory, ma
         from ..intake import load_series
         from ..tree import open_tree
         t = open_tree(tree)
-        s = load_series(series, t, stdin=sys.stdin.buffer if series == "-" else None)
+        s = load_series(series, t)      # "-": intake reads stdin (and says so if it is closed)
         with apply_series(t, s, base=base) as co:
             res = run_rules(s, co, ignore=ignore, rules=all_rules)
             if as_json:
