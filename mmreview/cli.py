@@ -8,6 +8,7 @@ traceback; a CI bot reading stderr, or a user, wants `mmreview: error: ...` and 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -43,6 +44,12 @@ def main() -> None:
     from typer import Abort
     from typer._click.exceptions import ClickException   # typer vendors click (0.29)
     _load_commands()
+    # Started with fd 1 or 2 closed (`>&-`), Python sets sys.stdout to None and every write
+    # would be an AttributeError: the output goes nowhere instead, as a shell user meant.
+    # (A closed stdin is left as it is: reading it is an error intake names.)
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))
     try:
         # Not standalone: typer hands usage errors and exits back to us instead of printing them.
         code = app(standalone_mode=False)

@@ -94,6 +94,8 @@ def run_command(fn: Callable[[], T]) -> T:
 def _settle_stdout(report: Callable[[OSError], None] | None = None) -> bool:
     """Flush stdout; False if it cannot be written.  Then it is pointed at /dev/null: what it
     still buffers would otherwise fail again at exit, with a message of its own."""
+    if sys.stdout is None:      # started with fd 1 closed: print() writes nowhere, quietly
+        return True
     try:
         sys.stdout.flush()
         return True

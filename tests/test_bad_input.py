@@ -591,3 +591,11 @@ def test_relative_xdg_cache_home_is_ignored(tmp_path):
                           env={**os.environ, "XDG_CACHE_HOME": "relative-cache", "HOME": str(tmp_path)})
     assert proc.stdout.decode().strip() == str(tmp_path / ".cache/mmreview/trees/linux-6.12.git")
     assert not (tmp_path / "relative-cache").exists()
+
+
+@pytest.mark.parametrize("argv", [["series", "--json"], ["series"]], ids=["json", "table"])
+def test_closed_stdout(argv, inputs):
+    """`mmreview series X >&-`: the output goes nowhere, quietly, as the shell user asked."""
+    proc = subprocess.run([MMREVIEW, argv[0], inputs["clean"], *argv[1:]], stderr=subprocess.PIPE,
+                          cwd=REPO, preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr.decode()
