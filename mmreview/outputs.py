@@ -21,8 +21,9 @@ from .oserror import as_error
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
-def check_output(path: Path, option: str) -> None:
-    """BadInput (exit 2) if `path`, given with `option`, can clearly not be written."""
+def check_output(path: Path, option: str, make_dirs: bool = False) -> None:
+    """BadInput (exit 2) if `path`, given with `option`, can clearly not be written
+    (`make_dirs`: its missing directories will be created)."""
     subject = f"{option} {path}"
     try:
         st = os.stat(path)
@@ -38,7 +39,9 @@ def check_output(path: Path, option: str) -> None:
         return
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
-        return    # created on write (--json-out makes its directories); an error names it then
+        if not make_dirs:
+            raise BadInput(subject, f"no such directory: {parent}")
+        return    # made on write; an error then names what stood in the way
     if not parent.is_dir():
         raise BadInput(subject, f"{parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):

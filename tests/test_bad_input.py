@@ -321,7 +321,9 @@ CASES = [
     # --- where the output goes
     C("output-to-proc", "report {review} -o /proc/x --format markdown", 2, "-o /proc/x: cannot write"),
     C("output-to-directory", "report {review} -o {tmp} --format markdown", 2, "is a directory"),
-    C("output-no-such-dir", "report {review} -o {tmp}/no/such/dir.md", 2, "cannot write"),
+    C("output-no-such-dir", "report {review} -o {tmp}/no/such/dir.md", 2, "no such directory"),
+    C("check-output-no-such-dir", "check {clean} -o {tmp}/no/such/r.md --profile rules -q", 2,
+      "no such directory"),
     C("output-disk-full", "report {review} -o /dev/full --format json", 3, "-o /dev/full: cannot write: "
                                                                            "No space left on device"),
     C("stdout-disk-full", "report {review} --format json", 3, "No space left on device", stdout="full"),

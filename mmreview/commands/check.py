@@ -79,9 +79,10 @@ def check_cmd(
             fail_usage(f"--fail-on {fail_on}: one of {', '.join(FAIL_ON_CHOICES)}")
         if fmt not in FORMATS:
             fail_usage(f"--format {fmt}: unknown format (one of {', '.join(FORMATS)})")
-        for path, opt in ((output, "-o"), (json_out, "--json-out")):
-            if path is not None:
-                check_output(path, opt)
+        if output is not None:
+            check_output(output, "-o")
+        if json_out is not None:
+            check_output(json_out, "--json-out", make_dirs=True)
         req = CheckRequest(source=series_arg, tree=tree, base=base, arch=arch, suite=suite,
                            binary=binary, profile=profile, fail_on=fail_on, jobs=jobs,
                            ignore=tuple(ignore))
