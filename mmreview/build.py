@@ -44,7 +44,7 @@ from .suites import SUITES, Suite, export_paths, key_paths
 from .targets import Target, compiler_version
 from .tree import cache_dir
 
-CACHE_SCHEMA = "5"
+CACHE_SCHEMA = "6"
 LOG_READ = 4 << 20          # a log is read as its first and last 4 MiB: a test may print gigabytes
 
 # Appended after the suite's own flags: drop its sanitizers, add the target's choice.

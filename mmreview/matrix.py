@@ -310,12 +310,14 @@ class _Scheduler:
             for f in followers:         # queued even if this build failed or was cancelled
                 self._queue_build(f)
         b.outcome = outcome
-        b.runs_left = len([x for x in b.binaries if x.name in outcome.built])
+        # A build that reached outside its sandbox runs nothing: its cells say what it tried.
+        runnable = [] if outcome.escapes else outcome.built
+        b.runs_left = len([x for x in b.binaries if x.name in runnable])
         if not b.runs_left:
             shutil.rmtree(wd, ignore_errors=True)
         self.progress(Event("built", f"{b.label} build", seconds=outcome.duration))
         for bin_ in b.binaries:
-            if bin_.name in outcome.built:
+            if bin_.name in runnable:
                 self.submit(_estimate(b.spec.target, bin_), lambda bin_=bin_: self._do_run(b, bin_))
                 continue
             r = RunResult(target=b.spec.target.name, suite=b.spec.suite.name, binary=bin_.name,
@@ -406,7 +408,7 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
                build_timeout: float = BUILD_TIMEOUT) -> MatrixResult:
     start = time.monotonic()
     if box is None:         # refuse before any work when series code cannot be confined
-        box = confinement(co)
+        box = confinement(co.tree.path)
     targets = list(targets) if targets is not None else list(all_targets())
     base, tip = co.base_sha, co.result.tip_sha
     # Which binaries each suite has comes from the tree's own Makefiles, at base and tip.
@@ -508,10 +510,11 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
                         sandbox=box)
 
 
-def confinement(co, no_sandbox: bool = False) -> Sandbox:
-    """The sandbox for this checkout's series: it sees neither mmreview's cache (other cells,
-    the results) nor the user's tree.  Exit 3 when bwrap cannot confine and no --no-sandbox."""
-    return require(no_sandbox, hidden=(str(cache_dir()), str(co.tree.path)))
+def confinement(tree_path: Path, no_sandbox: bool = False) -> Sandbox:
+    """The sandbox for a series on the tree at `tree_path`: it sees neither mmreview's cache
+    (other cells, the results) nor the user's tree.  Exit 3 when bwrap cannot confine and the
+    user did not pass --no-sandbox."""
+    return require(no_sandbox, hidden=(str(cache_dir()), str(tree_path)))
 
 
 def _bisect(co, patch_builds: list[tuple[int, _Build]]) -> list[PatchFinding]:

@@ -108,10 +108,10 @@ class Sandbox:
 
     def describe(self) -> str:
         if not self.confined:
-            return "not confined (--no-sandbox): series code ran as this user, with network"
+            return "not confined (--no-sandbox): as this user, with the network and every file"
         who = "as nobody, " if self.as_nobody else ""
-        return (f"confined by {self.tool}: {who}no network, read-only system, no home or cache, "
-                "writes only to its build directory, resource limits")
+        return (f"confined by {self.tool} ({who}no network, read-only system, no home, cache or "
+                "tree, writes only to its build directory, resource limits)")
 
     def to_json(self) -> dict:
         return {"confined": self.confined, "tool": self.tool, "as_nobody": self.as_nobody,

@@ -64,11 +64,13 @@ def setup(arch: str = typer.Option(..., "--arch", help="Targets to provide, comm
     """Install what the named targets lack (Debian: apt, multiarch), and build riscv64's liburcu."""
     def body() -> int:
         # ccache: not needed to build, but a tip build then recompiles only what the series changed.
-        if shutil.which("ccache") is None:
-            if dry_run:
-                print("apt-get install -y ccache")
-            else:
-                _apt("apt-get install -y ccache")
+        # bubblewrap: the sandbox every build and test of a series runs in (mmreview/sandbox.py).
+        for tool, pkg in (("ccache", "ccache"), ("bwrap", "bubblewrap")):
+            if shutil.which(tool) is None:
+                if dry_run:
+                    print(f"apt-get install -y {pkg}")
+                else:
+                    _apt(f"apt-get install -y {pkg}")
         for t in targets_mod.parse_arch_list(arch):
             a = targets_mod.availability(t)
             if a.available:
