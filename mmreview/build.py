@@ -241,6 +241,8 @@ class BuildOutcome:
     errors: list[str] = field(default_factory=list)   # every distinct error, as in the tree
     timed_out: bool = False
     escapes: list[str] = field(default_factory=list)  # what the build tried outside its directory
+    cache_hits: int = 0             # objects the compiler cache had (ccache's stats log)
+    cache_misses: int = 0
 
     def tree_relative(self, line: str) -> str:
         if not self.src:
@@ -333,6 +335,9 @@ def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: Process
            *spec.make_args(src, launcher="ccache" if env else ""), *spec.binaries]
     # -k: one binary failing to link must not hide whether the others build.
     cmd.insert(1, "-k")
+    if env:     # per build, and written where even a read-only cache's build may write
+        env["CCACHE_STATSLOG"] = str(workdir / ("box-build/ccache-tmp" if box and box.confined else "")
+                                     / "ccache-stats.log")
     jail = None
     if box is not None and box.confined:
         if box.as_nobody:       # directories to write in (the export's files stay read-only)
@@ -347,6 +352,7 @@ def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: Process
         jail = box.jail(workdir / "box-build", writable=tuple(rw), readonly=tuple(ro),
                         limits=Limits(cpu_seconds=int(timeout), address_bytes=8 << 30))
     ran = procs.run(cmd, cwd=suite_dir, log=log, env=env, timeout=timeout, jail=jail)
+    hits, misses = _cache_counts(Path(env["CCACHE_STATSLOG"])) if env else (0, 0)
     built = [b for b in spec.binaries if (suite_dir / b).is_file() and not (suite_dir / b).is_symlink()]
     ok = ran.returncode == 0 and not ran.escapes
     if ran.timed_out:
@@ -358,7 +364,18 @@ def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: Process
     errors = [] if ok else [tree_relative(l, src, spec.suite.directory) for l in build_errors(text)]
     recipe = "" if ok or repo is None else recipe_problem(text, spec, src, repo, rev)
     return BuildOutcome(ok, suite_dir, log, time.monotonic() - start, error=error, built=built,
-                        src=src, recipe=recipe, errors=errors, escapes=ran.escapes)
+                        src=src, recipe=recipe, errors=errors, escapes=ran.escapes,
+                        cache_hits=hits, cache_misses=misses)
+
+
+def _cache_counts(statslog: Path) -> tuple[int, int]:
+    """(hits, misses) from ccache's stats log: one counter name a line, per compile."""
+    try:
+        lines = statslog.read_text(errors="replace").splitlines()
+    except OSError:
+        return 0, 0
+    return (sum(l in ("direct_cache_hit", "preprocessed_cache_hit") for l in lines),
+            sum(l == "cache_miss" for l in lines))
 
 
 _NO_RULE = re.compile(r"No rule to make target '([^']+)'")

@@ -117,6 +117,7 @@ class MatrixResult:
     duration: float
     jobs: int
     sandbox: Sandbox = field(default_factory=lambda: Sandbox(confined=False))
+    builds: list[dict] = field(default_factory=list)   # every build: label, seconds, compiler cache use
 
     @property
     def new_failures(self) -> list[Cell]:
@@ -125,7 +126,7 @@ class MatrixResult:
     def to_json(self) -> dict:
         return {"profile": self.profile, "base": self.base_sha, "tip": self.tip_sha,
                 "duration": round(self.duration, 1), "jobs": self.jobs,
-                "sandbox": self.sandbox.to_json(),
+                "sandbox": self.sandbox.to_json(), "builds": self.builds,
                 "targets": [t.to_json() for t in self.targets],
                 "cells": [c.to_json() for c in self.cells],
                 "per_patch": [f.to_json() for f in self.per_patch]}
@@ -212,6 +213,7 @@ class _Scheduler:
         self.export_extra: tuple[str, ...] = ()
         self.box = box
         self.build_timeout = build_timeout
+        self.builds: list[dict] = []
 
     def export_for(self, rev: str) -> Path:
         """The tree at `rev`, exported once for every build of that revision."""
@@ -310,6 +312,9 @@ class _Scheduler:
             for f in followers:         # queued even if this build failed or was cancelled
                 self._queue_build(f)
         b.outcome = outcome
+        with self.lock:
+            self.builds.append({"label": b.label, "seconds": round(outcome.duration, 2),
+                                "cache_hits": outcome.cache_hits, "cache_misses": outcome.cache_misses})
         # A build that reached outside its sandbox runs nothing: its cells say what it tried.
         runnable = [] if outcome.escapes else outcome.built
         b.runs_left = len([x for x in b.binaries if x.name in runnable])
@@ -507,7 +512,7 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
     findings = _bisect(co, patch_builds) if per_patch else []
     return MatrixResult(cells=cells, targets=infos, per_patch=findings, profile=profile,
                         base_sha=base, tip_sha=tip, duration=time.monotonic() - start, jobs=jobs,
-                        sandbox=box)
+                        sandbox=box, builds=sched.builds)
 
 
 def confinement(tree_path: Path, no_sandbox: bool = False) -> Sandbox:
