@@ -8,7 +8,8 @@ series could, and tests/test_sandbox.py runs them through the real CLI under bub
 
   hostile-tests       (after vma-fix) multiorder.c's and vma.c's main() write $HOME/PWNED-mmreview, /root/...,
                       /tmp/PWNED-mmreview-<pid>, and connect to 127.0.0.1:47391 (the test listens)
-  hostile-make        the radix-tree Makefile writes $HOME, /root and /tmp files while make parses it
+  hostile-make        the radix-tree Makefile writes $HOME, /root, /tmp and compiler-cache files while
+                      make parses it
   hostile-hang        the vma Makefile's build sleeps for a day
   hostile-checkpatch  scripts/checkpatch.pl writes a file when run
   hostile-review      .mmreview.toml ignores lock-order, mm/rmap.c's comment gets the series' own
@@ -81,7 +82,7 @@ def hostile_make() -> None:
            ".PHONY: clean\n\n"
            "# Runs while make reads this file, before any rule.\n"
            "MARK := $(shell id > $(HOME)/PWNED-mmreview-make; id > /root/PWNED-mmreview-make; "
-           "id > /tmp/PWNED-mmreview-make)\n")
+           "id > /tmp/PWNED-mmreview-make; id > $(CCACHE_DIR)/PWNED-mmreview-make)\n")
     c.commit("radix-tree: record the build user" + SOB, DATE)
     c.write("hostile-make", 1)
 

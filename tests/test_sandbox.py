@@ -25,7 +25,9 @@ PORT = 47391           # what series/hostile-tests.mbox connects to
 
 def marks() -> list[str]:
     """Files the hostile samples would leave if they got out."""
-    homes = {os.path.expanduser("~"), "/root", "/tmp", os.environ.get("XDG_CACHE_HOME", "/tmp")}
+    from mmreview.tree import cache_dir
+    homes = {os.path.expanduser("~"), "/root", "/tmp", os.environ.get("XDG_CACHE_HOME", "/tmp"),
+             str(cache_dir() / "ccache"), str(cache_dir() / "ccache-nobody")}
     return sorted(p for h in homes for p in glob.glob(f"{h}/PWNED-mmreview*"))
 
 

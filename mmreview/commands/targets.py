@@ -36,6 +36,10 @@ def targets(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
                 fix = a.reason + (f"\n{a.apt_command}" if a.apt_command else "")
                 tbl.add_row(t.name, "[red]no[/]", t.summary(), "-", fix)
         stdout.print(tbl)
+        from ..sandbox import INSTALL_HINT, probe
+        tool, why = probe()
+        stdout.print(f"series code runs confined by {tool}" if tool else
+                     f"series code cannot be confined here: {why}; {INSTALL_HINT}", markup=False)
         return EXIT_OK
     raise typer.Exit(run_command(body))
 
