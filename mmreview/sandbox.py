@@ -145,8 +145,8 @@ class Jail:
         args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         hidden = [p for p in dict.fromkeys((*_PRIVATE, os.path.expanduser("~"), *self.box.hidden))
                   if os.path.isdir(p) and os.path.realpath(p) != "/"]
-        for p in hidden:
-            args += ["--tmpfs", p]
+        for p in hidden:        # read-only too: a write there is refused, not silently dropped
+            args += ["--perms", "0555", "--tmpfs", p]
         binds = [("--bind", self.scratch / "tmp", "/tmp"), ("--bind", self.scratch / "home", self.HOME),
                  *(("--bind", self.scratch / d, self.scratch / d) for d in ("status", "ccache-tmp")),
                  *(("--ro-bind", p, p) for p in self.readonly),
