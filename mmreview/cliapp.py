@@ -52,6 +52,11 @@ TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a pr
                                               "7.3 or 6.1 (`mmreview tree list`); default: the 6.12 "
                                               "tree, see `mmreview tree path`.")
 
+NoSandboxOption = typer.Option(False, "--no-sandbox", help="Build and run the series' code unconfined "
+                                                          "(as you, with network): only for code you trust.")
+BuildTimeoutOption = typer.Option(None, "--build-timeout", min=1,
+                                  help="Seconds one suite's build may take (default 900).")
+
 
 def error_line(exc: MmreviewError) -> None:
     # Messages carry subjects and file names from the series: one line, nothing raw.

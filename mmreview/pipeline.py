@@ -41,6 +41,8 @@ class CheckRequest:
     jobs: int | None = None
     ignore: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    no_sandbox: bool = False             # run the series' code unconfined (the user said so)
+    build_timeout: float | None = None   # seconds for one suite's build (default sandbox.BUILD_TIMEOUT)
 
 
 def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
@@ -57,6 +59,10 @@ def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
     else:
         series = load_series(req.source, tree)
     targets = _targets(req)
+    box = None
+    if req.profile != "rules":      # no way to confine the series' code: exit 3 before any work
+        from .matrix import confinement
+        box = confinement(tree.path, req.no_sandbox)
     base = req.base
     if base == FROM_TREE:
         base = committed_parent(tree.path, series)
@@ -79,7 +85,7 @@ def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
         elif req.profile == "rules":
             review.notes.append("matrix not run: --profile rules")
         else:
-            _matrix(review, co, req, [t for t, _ in targets], report)
+            _matrix(review, co, req, [t for t, _ in targets], report, box)
     return review
 
 
@@ -181,8 +187,10 @@ def _rules(review: Review, series, co, req: CheckRequest) -> None:
     review.notes.extend(str(n) for n in result.notes)
 
 
-def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progress) -> None:
+def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progress, box) -> None:
     from . import matrix
+    from .review import SandboxInfo
+    from .sandbox import BUILD_TIMEOUT
     counts = {"done": 0, "total": 0}
 
     def on_event(ev) -> None:
@@ -193,7 +201,10 @@ def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progre
         report(f"matrix: {ev.label}" if ev.label else "matrix", counts["done"], counts["total"])
 
     result = matrix.run_matrix(co, targets=targets, profile=req.profile, suites=req.suite,
-                               binaries=req.binary, jobs=req.jobs, progress=on_event)
+                               binaries=req.binary, jobs=req.jobs, progress=on_event, box=box,
+                               build_timeout=req.build_timeout or BUILD_TIMEOUT)
+    review.sandbox = SandboxInfo(confined=box.confined, description=box.describe(), tool=box.tool,
+                                 as_nobody=box.as_nobody)
     review.cells = list(result.cells)
     review.targets = [TargetInfo(name=t.name, available=t.available, sanitizers=list(t.sanitizers),
                                  reason=t.reason + (f" (provide it with: {t.apt_command})"

@@ -10,7 +10,8 @@ from typing import Optional
 
 import typer
 
-from ..cliapp import TreeOption, app, fail_usage, run_command, stderr, stdout
+from ..cliapp import (BuildTimeoutOption, NoSandboxOption, TreeOption, app, fail_usage, run_command, stderr,
+                      stdout)
 from ..outputs import check_output, write_output
 from ..render import FORMATS
 from ..review import FAIL_ON_CHOICES, Review
@@ -65,12 +66,15 @@ def check_cmd(
     ignore: list[str] = typer.Option([], "--ignore", help="Skip this rule id (repeatable)."),
     sender: Optional[str] = FromOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    no_sandbox: bool = NoSandboxOption,
+    build_timeout: Optional[float] = BuildTimeoutOption,
 ) -> None:
     """Review a series: apply it, run the rules and the matrix at base and tip, report.
 
     Exit 0 clean; 1 findings at or above --fail-on, a new or changed failure, or a patch that did
     not apply; 2 bad input or usage; 3 infrastructure (a requested target's toolchain missing, or
-    a cell mmreview could not build for its own reasons: the review is incomplete)."""
+    a cell mmreview could not build for its own reasons: the review is incomplete; or no way to
+    confine the series' code, bubblewrap, and no --no-sandbox)."""
     def body() -> int:
         from ..pipeline import PROFILES, CheckRequest, progress_display, run_check
         if profile not in PROFILES:
@@ -85,7 +89,7 @@ def check_cmd(
             check_output(json_out, "--json-out", make_dirs=True)
         req = CheckRequest(source=series_arg, tree=tree, base=base, arch=arch, suite=suite,
                            binary=binary, profile=profile, fail_on=fail_on, jobs=jobs,
-                           ignore=tuple(ignore))
+                           ignore=tuple(ignore), no_sandbox=no_sandbox, build_timeout=build_timeout)
         with progress_display(stderr, quiet=quiet) as progress:
             review = run_check(req, progress)
         saved = json_out or _review_path()

@@ -66,7 +66,8 @@ def _parts(review: Review, fancy: bool):
     head.append(f"  {V(review.summary())}")
     sub = Text(f"{V(s.title)} (v{s.version}, {plural(len(s.patches), 'patch', 'es')}) by {V(s.author)}\n"
                f"base {t.base_sha[:12]} ({V(t.base_reason)}), tip {t.tip_sha[:12]}; "
-               f"profile {review.profile}; fails on {review.fail_on}", style="dim" if fancy else "")
+               f"profile {review.profile}; fails on {review.fail_on}\n{review.confinement()}",
+               style="dim" if fancy else "")
     yield Panel(Group(head, sub), title="mmreview", title_align="left",
                 border_style=VERDICT_STYLE[v].split()[-1], expand=True)
 
