@@ -162,15 +162,16 @@ def test_without_bubblewrap_the_matrix_refuses_in_one_line(kernel_tree, tmp_path
 def test_checkpatch_comes_from_the_base_not_the_series(kernel_tree, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    proc = mmreview("rules", str(SERIES / "hostile-checkpatch.mbox"), "--format", "json",
-                    env={"HOME": str(home)})
+    from mmreview.tree import cache_dir
+    proc = mmreview("rules", str(SERIES / "hostile-checkpatch.mbox"), "--json",
+                    env={"HOME": str(home), "XDG_CACHE_HOME": str(cache_dir().parent)})
     assert proc.returncode in (0, 1), proc.stderr
     assert list(home.iterdir()) == [] and not Path("/root/PWNED-mmreview-checkpatch").exists(), \
         "the series' own scripts/checkpatch.pl ran"
 
 
 def test_a_series_cannot_exempt_itself_or_rewrite_the_lock_order(kernel_tree):
-    proc = mmreview("rules", str(SERIES / "hostile-review.mbox"), "--format", "json")
+    proc = mmreview("rules", str(SERIES / "hostile-review.mbox"), "--json")
     review = json.loads(proc.stdout)
     assert proc.returncode == 1, proc.stderr
     found = {(f["rule"], f["patch"], f["file"]) for f in review["findings"]}
