@@ -162,9 +162,10 @@ def new_review(series, tree_path: str, res, targets: list[TargetInfo],
 def _targets(req: CheckRequest) -> list[tuple[object, TargetInfo]]:
     """The matrix's targets with their availability; a target named with --arch whose
     toolchain is missing is an infrastructure error (exit 3), not a silent skip."""
-    if req.profile == "rules":
-        return []
     from . import targets as tg
+    if req.profile == "rules":
+        tg.parse_arch_list(req.arch)        # a bad --arch is bad input even with no matrix to run
+        return []
     out = []
     for t in tg.parse_arch_list(req.arch):
         a = tg.availability(t)

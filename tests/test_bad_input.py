@@ -234,6 +234,8 @@ CASES = [
     C("unknown-format", "check {clean} --format pdf -q", 2, "--format pdf: unknown format"),
     C("unknown-fail-on", "check {clean} --fail-on panic -q", 2, "--fail-on panic"),
     C("unknown-target", "check {clean} --arch vax -q", 2, "--arch vax: unknown architecture"),
+    C("unknown-target-rules-only", "check {clean} --arch vax --profile rules -q", 2,
+      "--arch vax: unknown architecture"),
     C("test-unknown-profile", "test {clean} --profile fast", 2, "--profile fast"),
     C("test-unknown-target", "test {clean} --arch vax", 2, "--arch vax: unknown architecture"),
     C("test-unknown-suite", "test {clean} --suite kunit", 2, "--suite kunit: unknown suite"),
