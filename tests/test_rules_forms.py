@@ -52,8 +52,8 @@ class Results:
             mboxes = []
             for c in mine:
                 p = self.tmp / f"{c.rule}-{c.name}.mbox"
-                p.write_bytes(make_mbox(self.clone, f"{c.rule}: {c.name}", c.why or "A review case.",
-                                        c.patches))
+                mbox = make_mbox(self.clone, f"{c.rule}: {c.name}", c.why or "A review case.", c.patches)
+                p.write_bytes(c.mangle(mbox) if c.mangle else mbox)
                 mboxes.append(p)
             with ThreadPoolExecutor(max_workers=2) as pool:
                 got = list(pool.map(lambda t: _review(t[0], rule, self.tree), zip(mboxes, mine)))

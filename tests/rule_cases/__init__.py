@@ -19,6 +19,7 @@ class Case:
     patches: list
     expect: list = field(default_factory=list)     # [] : a negative, nothing may be reported
     why: str = ""                                   # what form this is, in a reviewer's words
+    mangle: object = None                           # bytes -> bytes: the mail as a sender broke it
 
     @property
     def positive(self) -> bool:
