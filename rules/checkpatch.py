@@ -49,6 +49,22 @@ NOT_FOR_TESTS = {
 }
 
 
+def _initializer_table(lines: list[str], line: int) -> bool:
+    """The macro defined at `line` is a list of brace initializers (`{ VM_FAULT_OOM, "OOM" }, ...`,
+    the tables __print_symbolic() takes): it cannot be parenthesised, whatever COMPLEX_MACRO says."""
+    body = []
+    i = line - 1
+    while 0 <= i < len(lines):
+        text = lines[i].rstrip()
+        body.append(text)
+        if not text.endswith("\\"):
+            break
+        i += 1
+    rest = [b.rstrip("\\").strip() for b in body[1:]]
+    rest = [r for r in rest if r]
+    return bool(rest) and all(r.startswith("{") and r.rstrip(",").endswith("}") for r in rest)
+
+
 def parse_output(text: str):
     """[(level, type, message, file|None, line|0, excerpt)] from checkpatch --show-types output."""
     out = []
@@ -152,6 +168,12 @@ def check(ctx):
             if path and path.startswith(USERLAND_TESTS) and typ in NOT_FOR_TESTS:
                 severity = "info"
                 msg = f"{msg} (info: {NOT_FOR_TESTS[typ]})"
+            elif typ == "COMPLEX_MACRO" and path and line:
+                src = ctx.source(pc.rev_after, path)
+                if src is not None and _initializer_table(src.decode("utf-8", "replace").splitlines(), line):
+                    severity = "info"
+                    msg = (f"{msg} (info: the macro is a table of {{ value, \"name\" }} initializers, "
+                           "as __print_symbolic() takes; it cannot be parenthesised)")
             out.append(ctx.finding(pc, path or "", line, msg, function=fn, excerpt=excerpt,
                                    rule=f"checkpatch:{typ}", severity=severity))
     return out

@@ -72,3 +72,16 @@ def test_avoid_bug_in_userland_tests_is_info_with_the_reason(clone, tmp_path):
     assert len(tests) == 2 and all(f.severity == "info" and "test's assertion" in f.message for f in tests)
     (k,) = [f for f in bugs if f.file == "mm/mmap.c"]
     assert k.severity == "warning" and k.function == "exit_mmap"
+
+
+def test_complex_macro_on_an_initializer_table_is_info(clone, tmp_path):
+    table = ("mm/mmap: name the exit states for tracing", "A table.",
+             [("mm/mmap.c", "/* Release all mmaps. */\n",
+               "#define EXIT_MMAP_TRACE\t\t\t\\\n\t{ 1, \"unmapped\" },\t\\\n\t{ 2, \"freed\" }\n\n"
+               "#define EXIT_MMAP_PAIR 1, 2\n\n/* Release all mmaps. */\n")])
+    res = _run(clone, tmp_path, [table])
+    got = {f.line: f for f in res.findings if f.rule == "checkpatch:COMPLEX_MACRO"}
+    table_f = [f for f in got.values() if "initializers" in f.message]
+    assert len(table_f) == 1 and table_f[0].severity == "info", [f.to_json() for f in res.findings]
+    pair = [f for f in got.values() if "initializers" not in f.message]
+    assert pair and pair[0].severity == "error"          # a real one keeps checkpatch's level
