@@ -7,7 +7,8 @@ after itself before it drops the lock.
 Forms it takes in code (each found by what it means, not by one spelling):
 - state set on dup_mmap()'s failure path (an mm flag through set_bit()/mm_flags_set()/`|=`, an mm or
   VMA field, a global, a marker such as XA_ZERO_ENTRY stored in the tree; also through a helper of
-  the same file called on that path) and read by a new line of exit_mmap() or of a function it
+  the same file called on that path, or kept from its return code by the caller's error branch,
+  dup_mm()'s `if (err)`) and read by a new line of exit_mmap() or of a function it
   reaches (a condition, an early return or goto, a loop bound, an argument);
 - the teardown bounded by a new limit: a changed argument to unmap_vmas()/free_pgtables()/
   tear_down_vmas() (a variable where the exit path passed ULONG_MAX), a new loop condition or
@@ -72,6 +73,15 @@ def _fork_states(ctx, changed) -> dict[str, State]:
             for s in failure_states(ch.cf, ch.fn, ch.lines, ch.path, ch.pc.number):
                 found.setdefault(s.token, s)
             on_failure[(ch.pc.number, ch.path)] = failure_calls(ch.cf, ch.fn)
+    for ch in changed:
+        # dup_mmap()'s return code reaches the exit path only as state its caller keeps (dup_mm():
+        # `if (err) mm->... = err;`): the caller's failure branches count as the failure path
+        if ch.path in homes and ch.fn.name != "dup_mmap" and \
+                any(c.name == "dup_mmap" for c in ch.cf.calls(ch.fn)):
+            for s in failure_states(ch.cf, ch.fn, ch.lines, ch.path, ch.pc.number):
+                found.setdefault(s.token, State(s.token, s.kind, s.path, s.line, s.patch,
+                                                f"in {ch.fn.name}(), where dup_mmap()'s error is "
+                                                f"handled: {s.text}"))
     for ch in changed:       # a same-file helper called where dup_mmap() fails: all it sets counts
         helpers = on_failure.get((ch.pc.number, ch.path))
         if helpers is None:

@@ -58,6 +58,17 @@ CASES = [
               ("mm/mmap.c", LOOP_END, "\t} while (vma && vma->vm_start < mm->dup_limit);\n")),
     ], expect=[(1, "mm/mmap.c", "vma->vm_start < mm->dup_limit", ["stops its loop at < mm->dup_limit"])],
          why="a new loop bound in the VMA walk of exit_mmap()"),
+    Case(R, "return-code-kept-by-the-caller", [
+        patch("fork: keep why dup_mmap() failed",
+              ("kernel/fork.c", "\terr = dup_mmap(mm, oldmm);\n\tif (err)\n\t\tgoto free_pt;\n",
+               "\terr = dup_mmap(mm, oldmm);\n\tif (err) {\n\t\tmm->dup_err = err;\n\t\tgoto free_pt;\n\t}\n")),
+        patch("mm/vma: free only what dup_mmap() copied",
+              ("mm/vma.c", "void remove_vma(struct vm_area_struct *vma, bool unreachable)\n{\n",
+               "void remove_vma(struct vm_area_struct *vma, bool unreachable)\n{\n"
+               "\tif (vma->vm_mm->dup_err && !vma->anon_vma)\n\t\treturn;\n")),
+    ], expect=[(2, "mm/vma.c", "if (vma->vm_mm->dup_err && !vma->anon_vma)",
+                ["remove_vma()", "dup_err", "dup_mm()", "(patch 1)"])],
+         why="dup_mmap()'s return code kept in the mm by its caller and tested in a teardown step"),
     # ---- negatives
     Case(R, "flag-read-only-by-fork-error-handling", [
         patch("fork: say when dup_mmap() gave up part way",
