@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from conftest import git
 from conftest_rules import make_mbox, scratch_clone
 from mmreview.checkout import apply_series
 from mmreview.intake import load_series
@@ -87,3 +88,30 @@ def test_positive_form_caught(results, case):
 def test_look_alike_not_reported(results, case):
     res, _ = results[(case.rule, case.name)]
     assert [f for f in res.findings if f.severity != "info"] == [], [f.to_json() for f in res.findings]
+
+
+def test_exit_mmap_complication_on_73(tree_73, tmp_path):
+    """7.3's exit path is another program (an unmap description, tear_down_vmas()): a flag set where
+    its dup_mmap() fails and read by exit_mmap(), and a bound on tear_down_vmas(), are caught there;
+    dup_mmap() bounding its own clean-up (what 7.3 does) is not."""
+    base = git(tree_73, "rev-parse", "HEAD")
+    clone = scratch_clone(tree_73, tmp_path / "linux", ["/mm/mmap.c"], base=base)
+    unstable = "\t\tmm_flags_set(MMF_UNSTABLE, mm);\n"
+    teardown = "\tnr_accounted = tear_down_vmas(mm, &vmi, vma, ULONG_MAX);\n"
+    patches = [("mm: remember a partial fork", "A flag.",
+                [("mm/mmap.c", unstable, unstable + "\t\tmm_flags_set(MMF_DUP_PARTIAL, mm);\n")]),
+               ("mm: stop the exit teardown early", "A bound.",
+                [("mm/mmap.c", teardown,
+                  "\tif (mm_flags_test(MMF_DUP_PARTIAL, mm))\n\t\tgoto destroy;\n"
+                  "\tnr_accounted = tear_down_vmas(mm, &vmi, vma, mm->task_size);\n")])]
+    mbox = tmp_path / "s.mbox"
+    mbox.write_bytes(make_mbox(clone, "exit path", "On 7.3.", patches, base=base))
+    tree = open_tree(str(tree_73))
+    series = load_series(str(mbox), tree)
+    with apply_series(tree, series) as co:
+        res = run_rules(series, co, only=("exit-mmap-complication",))
+    msgs = [(f.patch, f.function, f.message) for f in res.findings]
+    assert any(p == 2 and fn == "exit_mmap" and "MMF_DUP_PARTIAL" in m and "mm/mmap.c:" in m and
+               "(patch 1)" in m for p, fn, m in msgs), msgs
+    assert any(p == 2 and "passes mm->task_size to tear_down_vmas()" in m for p, fn, m in msgs), msgs
+    assert all(fn == "exit_mmap" for _, fn, _ in msgs), msgs
