@@ -117,33 +117,37 @@ def _adds_test_code(ctx) -> bool:
     return False
 
 
-def _dup_helpers(ctx, dup) -> dict[str, set[str]]:
-    """Per revision of the series, the functions dup_mmap() calls there (a helper of its own file
-    carrying a failure path is dup_mmap()'s failure path)."""
-    out: dict[str, set[str]] = {}
-    for pc in ctx.patches:
-        names: set[str] = set()
-        for path in dup:
-            cf = ctx.cfile(pc.rev_after, path)
-            fn = cf.function_named("dup_mmap") if cf else None
-            if fn is not None:
-                names |= {c.name for c in cf.calls(fn)}
-        out[pc.rev_after] = names
-    return out
+class _DupCallees:
+    """The functions dup_mmap() calls at a revision of the series (a helper of its own file carrying
+    a failure path is dup_mmap()'s failure path); read only when a helper there changes."""
+
+    def __init__(self, ctx, dup):
+        self.ctx, self.dup, self.memo = ctx, dup, {}
+
+    def get(self, rev: str) -> set[str]:
+        if rev not in self.memo:
+            names: set[str] = set()
+            for path in self.dup:
+                cf = self.ctx.cfile(rev, path)
+                fn = cf.function_named("dup_mmap") if cf else None
+                if fn is not None:
+                    names |= {c.name for c in cf.calls(fn)}
+            self.memo[rev] = names
+        return self.memo[rev]
 
 
 def check(ctx):
     if _adds_test_code(ctx):
         return []
     dup, maple = _homes(ctx)
-    callees = _dup_helpers(ctx, dup)
+    callees = _DupCallees(ctx, dup)
     where = [t for t in ("tools/testing/radix-tree", "tools/testing/vma", "lib/test_maple_tree.c")
              if ctx.exists(ctx.base_rev, t)] or ["tools/testing/radix-tree"]
     places = ", ".join(where[:-1]) + (" or " if len(where) > 1 else "") + where[-1]
     out = []
     for ch in changed_functions(ctx, lambda path, fn: path in dup or path in maple):
         if ch.path in dup and ch.path not in maple and ch.fn.name != "dup_mmap" and \
-                ch.fn.name not in callees.get(ch.pc.rev_after, ()):
+                ch.fn.name not in callees.get(ch.pc.rev_after):
             continue
         added = {ln.no for ln in ctx.added_in(ch.fc, ch.fn)}
         for ln, what in sorted(_failure_lines(ch.cf, ch.fn, ch.lines, added).items()):
