@@ -136,6 +136,7 @@ def main() -> None:
     for (rule, sev), n in sorted(by.items()):
         print(f"  {rule:24} {sev:8} {n}")
     print(f"  not applied: {len(res.not_applied)}  notes: {len(res.notes)}")
+    print("  seconds per rule: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(res.seconds.items())))
     for n in res.not_applied:
         print(f"    not applied [{n.rule}] {n.file}: {n.reason}")
     errors = [f for f in res.findings if f.severity == "error"]
