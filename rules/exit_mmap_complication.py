@@ -114,25 +114,19 @@ def _fork_states(ctx, changed) -> dict[str, State]:
 
 
 class _Reach:
-    """exit_mmap()'s reach, per revision, through exit_mmap()'s own file and the files the series
-    changes (a helper is in one of those, or the series does not touch it)."""
+    """exit_mmap()'s reach through exit_mmap()'s own file and the files the series changes (a helper
+    is in one of those, or the series does not touch it), at the tip and at the base: a helper a
+    later patch calls from exit_mmap() is on the exit path from the patch that adds it."""
 
     def __init__(self, ctx, changed):
-        self.ctx = ctx
-        self.exit_files = ctx.locate("exit_mmap")
-        self.paths = sorted({ch.path for ch in changed} | set(self.exit_files))
-        self.memo: dict[str, dict[str, tuple[str, ...]]] = {}
-
-    def at(self, rev: str) -> dict[str, tuple[str, ...]]:
-        if rev not in self.memo:
-            files = [cf for p in self.paths if (cf := self.ctx.cfile(rev, p)) is not None]
-            got = reachable(files, {"exit_mmap"}, DEPTH, skip=lambda n: bool(NOT_TEARDOWN.match(n)))
-            base = [cf for p in self.exit_files if (cf := self.ctx.cfile(self.ctx.base_rev, p))]
-            for name, chain in reachable(base, {"exit_mmap"}, 1, skip=lambda n: bool(
-                    NOT_TEARDOWN.match(n))).items():
-                got.setdefault(name, chain)
-            self.memo[rev] = got
-        return self.memo[rev]
+        exit_files = ctx.locate("exit_mmap")
+        paths = sorted({ch.path for ch in changed} | set(exit_files))
+        skip = lambda n: bool(NOT_TEARDOWN.match(n))
+        files = [cf for p in paths if (cf := ctx.cfile(ctx.tip_rev, p)) is not None]
+        self.chains = reachable(files, {"exit_mmap"}, DEPTH, skip=skip)
+        base = [cf for p in exit_files if (cf := ctx.cfile(ctx.base_rev, p)) is not None]
+        for name, chain in reachable(base, {"exit_mmap"}, 1, skip=skip).items():
+            self.chains.setdefault(name, chain)
 
 
 def _chain(chain: tuple[str, ...]) -> str:
@@ -283,7 +277,7 @@ def check(ctx):
     states = None
     out = []
     for ch in changed:
-        chains = reach.at(ch.pc.rev_after)
+        chains = reach.chains
         if ch.fn.name not in chains and ch.fn.name not in TEARDOWN:
             continue
         if not ch.lines:
