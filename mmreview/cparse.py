@@ -35,7 +35,7 @@ _ANNOTATIONS = re.compile(
 
 # A loop macro closing a do-block (`do { ... } for_each_vma_range(vmi, cur, end);`, 7.3's
 # userfaultfd_register()) is its while: spelled as one, of the same length, it parses as a do-while.
-_DO_MACRO = re.compile(rb"(\}\s*)(for_each_\w+|\w+_for_each\w*)(\s*\()")
+_DO_MACRO = re.compile(rb"(\}[ \t]*)(for_each_\w+|\w+_for_each\w*)(\s*\()")
 # `scoped_guard(lock, &x) {` is an if over a comma expression as far as the parse is concerned.
 _GUARD = re.compile(rb"\b(scoped_guard|scoped_cond_guard)(\s*\()")
 
