@@ -11,7 +11,7 @@ Forms it takes in code (each found by what it means, not by one spelling):
   dup_mm()'s `if (err)`) and read by a new line of exit_mmap() or of a function it
   reaches (a condition, an early return or goto, a loop bound, an argument);
 - the teardown bounded by a new limit: a changed argument to unmap_vmas()/free_pgtables()/
-  tear_down_vmas() (a variable where the exit path passed ULONG_MAX), a new loop condition or
+  tear_down_vmas() (a variable where the exit path passed ULONG_MAX) or a new one, a new loop condition or
   for_each_vma_range() bound in the VMA walk, a new limit-like field of the unmap description, a
   new parameter of a teardown helper;
 - any of these in a new helper that exit_mmap() calls.
@@ -186,7 +186,17 @@ def _bounds(ctx, ch, chain):
             continue        # an argument on the call's second line changes the call too
         if c.name in STEPS:
             refs = refs if refs is not None else _reference_calls(ctx, ch)
-            for ref in refs.get(c.name, []):
+            known = refs.get(c.name, [])
+            if known and len(c.args) > max(len(r.args) for r in known):
+                # the step gained an argument: what the exit path now passes in it
+                seen = {" ".join(a.split()) for r in known for a in r.args}
+                extra = [a.strip() for a in c.args if " ".join(a.split()) not in seen and not _whole(a)]
+                if extra:
+                    out.append(ch.finding(ctx, touched[0], f"{ch.fn.name}(){via} passes a new argument, "
+                                          f"{extra[0]}, to {c.name}(): the teardown of every task takes "
+                                          f"a new input to stop on; {WHY}"))
+                    continue
+            for ref in known:
                 if len(ref.args) != len(c.args):
                     continue
                 changed = [(i, a) for i, (r, a) in enumerate(zip(ref.args, c.args))

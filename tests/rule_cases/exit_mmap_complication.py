@@ -69,6 +69,12 @@ CASES = [
     ], expect=[(2, "mm/vma.c", "if (vma->vm_mm->dup_err && !vma->anon_vma)",
                 ["remove_vma()", "dup_err", "dup_mm()", "(patch 1)"])],
          why="dup_mmap()'s return code kept in the mm by its caller and tested in a teardown step"),
+    Case(R, "extra-argument-to-unmap-vmas", [
+        patch("mm: tell unmap_vmas() where the copied vmas end",
+              ("mm/mmap.c", UNMAP, "\tunmap_vmas(&tlb, &vmi.mas, vma, 0, ULONG_MAX, ULONG_MAX, false,\n"
+                                   "\t\t   mm->copied_end);\n")),
+    ], expect=[(1, "mm/mmap.c", "ULONG_MAX, ULONG_MAX, false,", ["passes a new argument, mm->copied_end, to unmap_vmas()"])],
+         why="a new argument to a teardown step, its name saying nothing"),
     # ---- negatives
     Case(R, "flag-read-only-by-fork-error-handling", [
         patch("fork: say when dup_mmap() gave up part way",
