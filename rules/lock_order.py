@@ -1,4 +1,17 @@
-"""lock-order: a changed function takes a lock the mm/rmap.c hierarchy puts above one it holds."""
+"""lock-order: a changed function takes a lock the mm/rmap.c hierarchy puts above one it holds.
+
+The reviewer's point: the lock order is the one the comment at the head of mm/rmap.c documents (of
+the tree under review, read at the base), not whatever order reads nicer; taking an outer lock while
+an inner one is held is a deadlock waiting for load.
+
+Forms it takes in code: the two lock calls in one function (write or read variants: a reader queued
+behind a writer deadlocks as well); a lock taken inside a helper of the same file, up to four calls
+deep, while the caller holds an inner one; a take_rmap_locks()-style wrapper that returns with a
+lock held, followed by an outer lock; an outer lock taken while a successful trylock's lock is held.
+Fine and not reported: a trylock against the order (it cannot deadlock); a lock taken after the
+wrapper that drops it (drop_rmap_locks()); the other arm of an if/else, or after a jump away; a
+helper that takes an inner lock under an outer one.
+"""
 
 from mmreview.lockorder import NoHierarchy, lock_event, parse_hierarchy, summaries, violations
 
