@@ -12,13 +12,17 @@
    comes from the compiler cache) and one to include/linux/xarray.h, which nearly every object
    includes (everything recompiles: the costliest second series there is).
 
+4. Step 1 again with `--no-sandbox`, on a fresh cache of its own: what confinement
+   (bubblewrap, the limits wrapper, nobody's directories) costs.
+
 Prints both wall times, the CPU seconds, mmreview/sequential (target <= 0.6 on 2 cores),
-mmreview/(CPU s / cores) (target <= 1.15: the machine kept busy) and second/first (<= 0.55).
+mmreview/(CPU s / cores) (target <= 1.15: the machine kept busy), second/first (<= 0.55) and
+confined/unconfined (<= 1.05).
 
     python benchmarks/matrix.py [--kernel 6.12|7.3|6.1|...]
                                 [--series-a series/matrix-break-xarray.mbox]
                                 [--series-b series/matrix-build-break.mbox --series-b ...]
-                                [--arch ...] [--skip-sequential]
+                                [--arch ...] [--skip-sequential] [--skip-unconfined]
 
 --kernel runs it on another provisioned tree (`mmreview tree init --kernel 7.3`); there the
 second series are those that apply to it (DEFAULT_B), the first is the same xarray breakage.
@@ -120,6 +124,7 @@ def main() -> int:
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--skip-sequential", action="store_true")
+    ap.add_argument("--skip-unconfined", action="store_true", help="no --no-sandbox run (step 4)")
     args = ap.parse_args()
     args.series_b = args.series_b or [str(REPO / "series" / n)
                                       for n in DEFAULT_B.get(args.kernel, DEFAULT_B["6.12"])]
@@ -159,6 +164,19 @@ def main() -> int:
             print(f"second series, same base ({Path(series_b).name}): {wall_b:7.1f} s wall, "
                   f"{cpu_b:7.1f} CPU s, exit {pb.returncode}")
 
+    wall_u = cpu_u = None
+    if not args.skip_unconfined:
+        with tempfile.TemporaryDirectory(prefix="mmreview-bench-u-") as tmp:
+            env = {"XDG_CACHE_HOME": str(Path(tmp) / "cache")}
+            if real_toolchains.is_dir():
+                (Path(tmp) / "cache" / "mmreview").mkdir(parents=True)
+                (Path(tmp) / "cache" / "mmreview" / "toolchains").symlink_to(real_toolchains)
+            wall_u, cpu_u, pu = timed([MMREVIEW, "test", args.series_a, *common, "--no-sandbox"], env)
+            same = json.loads(pu.stdout or b"[]")
+            verdicts = lambda cs: sorted((c["target"], c["binary"], c["verdict"]) for c in cs)  # noqa: E731
+            print(f"--no-sandbox (fresh cache): {wall_u:7.1f} s wall, {cpu_u:7.1f} CPU s, exit {pu.returncode}, "
+                  f"verdicts {'the same' if verdicts(same) == verdicts(cells) else 'DIFFERENT'}")
+
     wall_s = cpu_s = None
     if not args.skip_sequential:
         with tempfile.TemporaryDirectory(prefix="mmreview-seq-") as tmp:
@@ -175,6 +193,9 @@ def main() -> int:
     print(f"mmreview / (CPU s / cores):       {wall_a / (cpu_a / cores):5.2f}   (target <= 1.15)")
     for name, wall_b in seconds:
         print(f"second series / first (same base): {wall_b / wall_a:5.2f}   (target <= 0.55)   {name}")
+    if wall_u:
+        print(f"confined / --no-sandbox wall:      {wall_a / wall_u:5.2f}   (target <= 1.05)"
+              f"   CPU {cpu_a / cpu_u:5.2f}")
     return 0
 
 

@@ -15,6 +15,10 @@ file the tree has, the compiler rejects a flag mmreview added) is not a verdict:
 
 Processes are started in their own session and registered in `PROCS`, so a
 Ctrl-C (or a timeout) kills the whole process group and leaves nothing running.
+Every build and run is confined (sandbox.py) unless the user opted out: a build
+sees its own copy writable and nothing else of the cache; a build of anything but
+the base uses the compiler cache read-only, so series code cannot plant objects
+that a later review would link.
 """
 
 from __future__ import annotations
@@ -30,15 +34,18 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import InfraError
+from .sandbox import BUILD_TIMEOUT, NOBODY, Jail, Limits, Sandbox, give_to_nobody
 from .gitutil import git_out
 from .run_parse import build_errors, first_build_error
 from .suites import SUITES, Suite, export_paths, key_paths
 from .targets import Target, compiler_version
 from .tree import cache_dir
 
-CACHE_SCHEMA = "4"
+CACHE_SCHEMA = "6"
+LOG_READ = 4 << 20          # a log is read as its first and last 4 MiB: a test may print gigabytes
 
 # Appended after the suite's own flags: drop its sanitizers, add the target's choice.
 WRAPPER_MK = """\
@@ -53,6 +60,24 @@ class Cancelled(Exception):
     """The run was interrupted; whatever was running has been killed."""
 
 
+class Ran(NamedTuple):
+    returncode: int | None      # as subprocess gives it; None when it timed out
+    timed_out: bool
+    seconds: float
+    escapes: list[str]          # what a confined process tried outside its directory (Jail.escapes)
+
+
+def read_log(log: Path) -> str:
+    """The log, or its first and last LOG_READ bytes when longer."""
+    with open(log, "rb") as f:
+        head = f.read(LOG_READ)
+        if len(head) < LOG_READ:
+            return head.decode(errors="replace")
+        f.seek(max(LOG_READ, os.fstat(f.fileno()).st_size - LOG_READ))
+        tail = f.read(LOG_READ)
+    return (head.decode(errors="replace") + "\n[... mmreview: log cut ...]\n" + tail.decode(errors="replace"))
+
+
 class ProcessRegistry:
     """Every child process group we started, so one call kills them all (Ctrl-C, timeout)."""
 
@@ -62,15 +87,18 @@ class ProcessRegistry:
         self.cancelled = threading.Event()
 
     def run(self, cmd: list[str], cwd: Path, log: Path, timeout: float | None = None,
-            env: dict[str, str] | None = None) -> tuple[int | None, bool, float]:
-        """Run `cmd` with stdout+stderr into `log`: (returncode, timed_out, seconds)."""
+            env: dict[str, str] | None = None, jail: Jail | None = None) -> Ran:
+        """Run `cmd` with stdout+stderr into `log` (outside what `jail` lets it write)."""
         if self.cancelled.is_set():
             raise Cancelled()
         start = time.monotonic()
+        if jail is not None:
+            cmd, full_env = jail.command(cmd, cwd, env or {}), {**os.environ, "LC_ALL": "C"}
+        else:
+            full_env = {**os.environ, "LC_ALL": "C", **(env or {})}
         with open(log, "wb") as out:
             proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True,
-                                    env={**os.environ, "LC_ALL": "C", **(env or {})})
+                                    stdin=subprocess.DEVNULL, start_new_session=True, env=full_env)
         with self._lock:
             self._procs.add(proc)
         timed_out = False
@@ -92,7 +120,10 @@ class ProcessRegistry:
         finally:
             with self._lock:
                 self._procs.discard(proc)
-        return (None if timed_out else proc.returncode), timed_out, time.monotonic() - start
+        rc = None if timed_out else proc.returncode
+        if jail is not None:
+            return Ran(jail.returncode(rc), timed_out, time.monotonic() - start, jail.escapes())
+        return Ran(rc, timed_out, time.monotonic() - start, [])
 
     def kill_all(self) -> None:
         self.cancelled.set()
@@ -122,6 +153,7 @@ class BuildSpec:
     binaries: tuple[str, ...]
     sanitizers: tuple[str, ...]
     urcu_prefix: str = ""
+    confinement: str = ""           # "bwrap" or "none": a result depends on what the test could reach
 
     def paths(self) -> list[str]:
         return export_paths(self.suite, self.target.tree_paths)
@@ -198,7 +230,7 @@ def input_key(repo: Path, rev: str, spec: BuildSpec, machine: tuple[str, str] | 
     h = hashlib.sha256()
     for part in (CACHE_SCHEMA, WRAPPER_MK, spec.suite.name, spec.suite.directory, spec.target.source,
                  ",".join(spec.sanitizers), spec.urcu_prefix, cc_version,
-                 ",".join(spec.target.runner), urcu, listing):
+                 ",".join(spec.target.runner), urcu, spec.confinement, listing):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:24]
@@ -216,6 +248,10 @@ class BuildOutcome:
     absent: bool = False            # the tree has no such suite at this revision
     recipe: str = ""                # the build failed because of mmreview's recipe: why
     errors: list[str] = field(default_factory=list)   # every distinct error, as in the tree
+    timed_out: bool = False
+    escapes: list[str] = field(default_factory=list)  # what the build tried outside its directory
+    cache_hits: int = 0             # objects the compiler cache had (ccache's stats log)
+    cache_misses: int = 0
 
     def tree_relative(self, line: str) -> str:
         if not self.src:
@@ -237,7 +273,7 @@ def tree_relative(line: str, src: Path, suite_dir: str = "") -> str:
     return line
 
 
-def compiler_cache_env(base_dir: Path) -> dict[str, str]:
+def compiler_cache_env(base_dir: Path, box: Sandbox | None = None, trusted: bool = True) -> dict[str, str]:
     """ccache for every compile, when installed: the tip build after the base (and the next series
     on the same base) recompiles only the files the series changed.  Every build is a fresh copy
     under `base_dir` at the same depth, so with absolute paths made relative to it (and the
@@ -245,9 +281,22 @@ def compiler_cache_env(base_dir: Path) -> dict[str, str]:
     The copies are never modified after export, so their fresh mtimes are no race to guard."""
     if shutil.which("ccache") is None:
         return {}
-    return {"CCACHE_DIR": str(cache_dir() / "ccache"), "CCACHE_BASEDIR": str(base_dir),
-            "CCACHE_MAXSIZE": "2G",
-            "CCACHE_SLOPPINESS": "include_file_mtime,include_file_ctime"}
+    env = {"CCACHE_DIR": str(ccache_dir(box)), "CCACHE_BASEDIR": str(base_dir), "CCACHE_MAXSIZE": "2G",
+           "CCACHE_SLOPPINESS": "include_file_mtime,include_file_ctime"}
+    if not trusted:     # series code: it may read what the base compiled, never add to it
+        env["CCACHE_READONLY"] = "1"
+    return env
+
+
+def ccache_dir(box: Sandbox | None) -> Path:
+    """The compiler cache; a sandbox running as nobody has its own, owned by nobody."""
+    if box is None or not box.as_nobody:
+        return cache_dir() / "ccache"
+    d = cache_dir() / "ccache-nobody"
+    if not d.is_dir() or d.stat().st_uid != NOBODY:
+        d.mkdir(parents=True, exist_ok=True)
+        give_to_nobody(d)
+    return d
 
 
 def export_revision(co, rev: str, dest: Path, extra: tuple[str, ...] = ()) -> Path:
@@ -276,10 +325,13 @@ def _link_copy(export: Path, src: Path, writable: tuple[str, ...]) -> None:
 
 
 def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: ProcessRegistry,
-          cache_base: Path | None = None, repo: Path | None = None) -> BuildOutcome:
+          cache_base: Path | None = None, repo: Path | None = None, box: Sandbox | None = None,
+          trusted: bool = True, timeout: float = BUILD_TIMEOUT) -> BuildOutcome:
     """Make the binaries of `spec` in a copy of `export` (the tree at `rev`) under `workdir`.
     `cache_base`: the directory all builds sharing a compiler cache live under (same depth).
-    `repo`: the tree, to tell a failure of this recipe from the tree's own (`recipe_problem`)."""
+    `repo`: the tree, to tell a failure of this recipe from the tree's own (`recipe_problem`).
+    `box`: confine make (None: run it as this user); `trusted`: the tree is the user's own
+    (the base), so its objects may go into the compiler cache."""
     start = time.monotonic()
     src = workdir / "src"
     mk = workdir / "mmreview.mk"
@@ -290,21 +342,54 @@ def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: Process
         why = f"the tree has no {spec.suite.directory} at {rev[:12]}"
         log.write_text(why + "\n")
         return BuildOutcome(False, suite_dir, log, time.monotonic() - start, error=[why], absent=True)
-    _link_copy(export, src, (spec.suite.directory, "tools/testing/shared"))
-    env = compiler_cache_env(cache_base) if cache_base else {}
+    writable = (spec.suite.directory, "tools/testing/shared")
+    _link_copy(export, src, writable)
+    env = compiler_cache_env(cache_base, box, trusted) if cache_base else {}
     cmd = ["make", "-C", str(suite_dir), "-f", str(mk),
            *spec.make_args(src, launcher="ccache" if env else ""), *spec.binaries]
     # -k: one binary failing to link must not hide whether the others build.
     cmd.insert(1, "-k")
-    rc, _, _ = procs.run(cmd, cwd=suite_dir, log=log, env=env)
-    built = [b for b in spec.binaries if (suite_dir / b).is_file()]
-    ok = rc == 0
-    text = "" if ok else log.read_text(errors="replace")
+    if env:     # per build, and written where even a read-only cache's build may write
+        env["CCACHE_STATSLOG"] = str(workdir / ("box-build/ccache-tmp" if box and box.confined else "")
+                                     / "ccache-stats.log")
+    jail = None
+    if box is not None and box.confined:
+        if box.as_nobody:       # directories to write in (the export's files stay read-only)
+            give_to_nobody(src, files=False)
+            for d in writable:
+                if (src / d).is_dir():
+                    give_to_nobody(src / d)
+        ro = [mk, *([Path(spec.urcu_prefix)] if spec.urcu_prefix else [])]
+        rw = [src]
+        if env:
+            (rw if trusted else ro).append(Path(env["CCACHE_DIR"]))
+        jail = box.jail(workdir / "box-build", writable=tuple(rw), readonly=tuple(ro),
+                        limits=Limits(cpu_seconds=int(timeout), address_bytes=8 << 30))
+    ran = procs.run(cmd, cwd=suite_dir, log=log, env=env, timeout=timeout, jail=jail)
+    hits, misses = _cache_counts(Path(env["CCACHE_STATSLOG"])) if env else (0, 0)
+    built = [b for b in spec.binaries if (suite_dir / b).is_file() and not (suite_dir / b).is_symlink()]
+    ok = ran.returncode == 0 and not ran.escapes
+    if ran.timed_out:
+        why = f"the build did not finish in {timeout:.0f} s"
+        return BuildOutcome(False, suite_dir, log, time.monotonic() - start, error=[why], src=src,
+                            timed_out=True, escapes=ran.escapes)
+    text = "" if ok else read_log(log)
     error = [] if ok else [tree_relative(l, src, spec.suite.directory) for l in first_build_error(text)]
     errors = [] if ok else [tree_relative(l, src, spec.suite.directory) for l in build_errors(text)]
     recipe = "" if ok or repo is None else recipe_problem(text, spec, src, repo, rev)
     return BuildOutcome(ok, suite_dir, log, time.monotonic() - start, error=error, built=built,
-                        src=src, recipe=recipe, errors=errors)
+                        src=src, recipe=recipe, errors=errors, escapes=ran.escapes,
+                        cache_hits=hits, cache_misses=misses)
+
+
+def _cache_counts(statslog: Path) -> tuple[int, int]:
+    """(hits, misses) from ccache's stats log: one counter name a line, per compile."""
+    try:
+        lines = statslog.read_text(errors="replace").splitlines()
+    except OSError:
+        return 0, 0
+    return (sum(l in ("direct_cache_hit", "preprocessed_cache_hit") for l in lines),
+            sum(l == "cache_miss" for l in lines))
 
 
 _NO_RULE = re.compile(r"No rule to make target '([^']+)'")

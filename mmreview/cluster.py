@@ -167,6 +167,6 @@ class Cluster:
     def has_export(self, digest: str, workers: list[str]) -> bool:
         return all(digest in self.workers[a]["exports"] for a in workers)
 
-    def scheduler(self, jobs, procs, progress, co, workdir, use_cache):
+    def scheduler(self, jobs, procs, progress, co, workdir, use_cache, **kw):
         from .cluster_scheduler import ClusterScheduler
-        return ClusterScheduler(self, jobs, procs, progress, co, workdir, use_cache)
+        return ClusterScheduler(self, jobs, procs, progress, co, workdir, use_cache, **kw)

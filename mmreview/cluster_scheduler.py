@@ -56,8 +56,8 @@ class ClusterScheduler(_Scheduler):
     """The local scheduler's planning (result cache, base before tip) with Dask doing the work:
     `_queue_build` submits a build as a task instead of putting it in the local pool."""
 
-    def __init__(self, cluster, jobs, procs, progress, co, workdir, use_cache) -> None:
-        super().__init__(jobs, procs, progress, co, workdir, use_cache)
+    def __init__(self, cluster, jobs, procs, progress, co, workdir, use_cache, **kw) -> None:
+        super().__init__(jobs, procs, progress, co, workdir, use_cache, **kw)
         self.cluster = cluster
         self.client = cluster.client
         self.futures: dict = {}                 # future -> _Build
@@ -126,7 +126,11 @@ class ClusterScheduler(_Scheduler):
         key = f"mmreview-{b.label.replace(' ', '-').replace('@', '')}-{b.key[:8]}-{self.cluster.review}-{self._n}"
         fut = self.client.submit(
             run_build, digest, payload, b.rev, b.spec, list(b.binaries), b.key, self.cluster.review,
-            b.label, str(id(b)), key=key, pure=False, resources={resource(t): 1}, workers=where,
+            b.label, str(id(b)),
+            # Confined on the worker as here (--no-sandbox is the reviewer's to say); only the
+            # base, the user's own tree, may fill the worker's compiler cache.
+            self.box is not None, b.rev == self.co.base_sha, self.build_timeout,
+            key=key, pure=False, resources={resource(t): 1}, workers=where,
             priority=int(BUILD_SECONDS + max(_estimate(b.spec.target, x) for x in b.binaries)))
         with self.lock:
             self.futures[fut] = b
@@ -224,7 +228,9 @@ class ClusterScheduler(_Scheduler):
         src = Path(res["src"]) if res["src"] else None
         outcome = BuildOutcome(ok=res["ok"], directory=(src or Path(".")) / b.spec.suite.directory,
                                log=Path("/dev/null"), duration=res["duration"], error=res["error"],
-                               built=res["built"], src=src, absent=res["absent"], errors=res["errors"])
+                               built=res["built"], src=src, absent=res["absent"], errors=res["errors"],
+                               timed_out=res["timed_out"], escapes=res["escapes"],
+                               cache_hits=res["cache_hits"], cache_misses=res["cache_misses"])
         if res["log"] and src is not None:
             # Whether a failure is mmreview's recipe's: the tree is here, so the question is asked
             # here, of this machine's export of the same revision in place of the worker's copy.
@@ -232,6 +238,10 @@ class ClusterScheduler(_Scheduler):
             outcome.recipe = recipe_problem(res["log"].replace(str(src), str(local)), b.spec, local,
                                             self.co.path, b.rev)
         self.worker_of[id(b)] = worker
+        with self.lock:
+            self.builds.append({"label": b.label, "seconds": round(outcome.duration, 2),
+                                "cache_hits": outcome.cache_hits, "cache_misses": outcome.cache_misses,
+                                "worker": worker})
         self.progress(Event("built", label, seconds=outcome.duration))
         got = {r["binary"]: RunResult(**r) for r in res["results"]}
         for bin_ in b.binaries:

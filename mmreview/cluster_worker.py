@@ -21,8 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-from .build import Cancelled, ProcessRegistry, build, toolchain
-from .errors import MmreviewError
+from .build import Cancelled, ProcessRegistry, build, read_log, toolchain
+from .errors import InfraError, MmreviewError
 from .rundirs import new_run_dir, remove_stale
 from .targets import all_targets, availability
 from .tree import cache_dir
@@ -135,6 +135,19 @@ def _run_dir() -> Path:
     return d
 
 
+@functools.cache
+def _box(confine: bool):
+    """This worker's sandbox, as matrix.confinement makes it locally: it hides this worker's
+    cache (exports, other builds, ccache) from what a series runs.  None: not confined."""
+    from .sandbox import require
+    try:
+        box = require(not confine, hidden=(str(cache_dir()),))
+    except InfraError as exc:
+        from distributed import get_worker
+        raise InfraError(f"worker {get_worker().address}", exc.reason) from None
+    return box if box.confined else None
+
+
 def _watch_cancel(review: str, procs: ProcessRegistry, done: threading.Event) -> None:
     """Kill this task's processes when the client cancels the review (Ctrl-C): cancelling a
     Dask future does not stop a task that is running."""
@@ -156,11 +169,12 @@ def _watch_cancel(review: str, procs: ProcessRegistry, done: threading.Event) ->
 
 
 def run_build(digest: str, payload: bytes | None, rev: str, spec, binaries: list, key: str,
-              review: str, label: str, build_id: str) -> dict:
+              review: str, label: str, build_id: str, confine: bool, trusted: bool,
+              build_timeout: float) -> dict:
     """Build `spec` at `rev` and run the `binaries` it makes: the results (as JSON) and what the
     client needs to tell a recipe failure from the tree's (the log of a failed build)."""
     from distributed import get_worker
-    from .matrix import run_binary
+    from .matrix import run_binary, runnable
 
     worker = get_worker()
     addr = worker.address
@@ -178,12 +192,17 @@ def run_build(digest: str, payload: bytes | None, rev: str, spec, binaries: list
     wd = wd.with_name(f"{spec.target.name}-{spec.suite.name}-{key[:10]}-{wd.name}")
     wd.mkdir(parents=True)
     try:
-        outcome = build(export, rev, spec, wd, procs, cache_base=work_root(), repo=None)
-        results = [run_binary(spec, b, outcome, procs) for b in binaries if b.name in outcome.built]
-        log = "" if outcome.ok or outcome.absent else outcome.log.read_text(errors="replace")
+        box = _box(confine)
+        outcome = build(export, rev, spec, wd, procs, cache_base=work_root(), repo=None, box=box,
+                        trusted=trusted, timeout=build_timeout)
+        runs = runnable(outcome)
+        results = [run_binary(spec, b, outcome, procs, wd, box) for b in binaries if b.name in runs]
+        log = "" if outcome.ok or outcome.absent else read_log(outcome.log)
         return {"worker": addr, "ok": outcome.ok, "built": outcome.built,
                 "duration": outcome.duration, "error": outcome.error, "errors": outcome.errors,
                 "absent": outcome.absent, "src": str(outcome.src or ""), "log": log,
+                "timed_out": outcome.timed_out, "escapes": outcome.escapes,
+                "cache_hits": outcome.cache_hits, "cache_misses": outcome.cache_misses,
                 "results": [r.to_json() for r in results]}
     except Cancelled:
         return {"worker": addr, "cancelled": True}

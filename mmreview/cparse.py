@@ -10,6 +10,7 @@ instead of guessing.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -20,6 +21,29 @@ _LANG = Language(tree_sitter_c.language())
 _PARSER = Parser(_LANG)
 
 C_SUFFIXES = (".c", ".h")
+
+# Kernel annotations tree-sitter cannot know: `struct foo __user *p;` in a function's declarations
+# makes it lose the whole function (7.3's userfaultfd_register() and everything after it).  They are
+# blanked with spaces of the same length before parsing, so every byte offset and line stays where
+# it is; rules read the original text through CFile.text_lines.
+_ANNOTATIONS = re.compile(
+    rb"\b(__user|__kernel|__iomem|__rcu|__percpu|__force|__nocast|__bitwise|__private|__safe"
+    rb"|__must_check|__maybe_unused|__always_unused|__read_mostly|__ro_after_init|__cold|__hot"
+    rb"|__noreturn|__counted_by\s*\([^()]*\)|__(acquires|releases|must_hold|cond_acquires"
+    rb"|cond_releases)\s*\([^()]*\))(?![\w])")
+
+
+# A loop macro closing a do-block (`do { ... } for_each_vma_range(vmi, cur, end);`, 7.3's
+# userfaultfd_register()) is its while: spelled as one, of the same length, it parses as a do-while.
+_DO_MACRO = re.compile(rb"(\}[ \t]*)(for_each_\w+|\w+_for_each\w*)(\s*\()")
+# `scoped_guard(lock, &x) {` is an if over a comma expression as far as the parse is concerned.
+_GUARD = re.compile(rb"\b(scoped_guard|scoped_cond_guard)(\s*\()")
+
+
+def _blank(src: bytes) -> bytes:
+    src = _ANNOTATIONS.sub(lambda m: b" " * len(m.group(0)), src)
+    src = _DO_MACRO.sub(lambda m: m.group(1) + b"while" + b" " * (len(m.group(2)) - 5) + m.group(3), src)
+    return _GUARD.sub(lambda m: b"if" + b" " * (len(m.group(1)) - 2) + m.group(2), src)
 
 
 def is_c_path(path: str) -> bool:
@@ -60,7 +84,7 @@ class CFile:
 
     def __init__(self, src: bytes):
         self.src = src
-        self.tree = _PARSER.parse(src)
+        self.tree = _PARSER.parse(_blank(src))
         self.text_lines = src.decode("utf-8", "replace").splitlines()
         self.functions: list[Function] = []
         self._errors: list[tuple[int, int]] = []

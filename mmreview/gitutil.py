@@ -10,6 +10,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from .errors import InfraError
+
 # A fresh machine has no git identity; git am and commit refuse without one.
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "mmreview",
@@ -42,9 +44,12 @@ def run_git(repo: str | Path, *args: str, input: bytes | None = None,
     for k, v in (config or {}).items():
         cmd += ["-c", f"{k}={v}"]
     cmd += ["-C", str(repo), *args]
-    proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
-                          env=git_env(env))
+    try:
+        proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+                              env=git_env(env))
+    except FileNotFoundError:
+        raise InfraError("git", "not found on PATH (install git)") from None
     if check and proc.returncode != 0:
         raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
     return proc
@@ -63,10 +68,17 @@ def rev_parse(repo: str | Path, rev: str) -> str | None:
 
 
 def git_dir(repo: str | Path) -> Path | None:
-    """The git directory of `repo` (bare or not), or None if it is no git repository."""
+    """The git directory of `repo` (bare or not), or None if it is no git repository.
+    InfraError if git cannot answer at all (a broken ~/.gitconfig, say): that is not the
+    user's tree being wrong."""
     proc = run_git(repo, "rev-parse", "--absolute-git-dir", check=False)
     if proc.returncode != 0:
-        return None
+        err = proc.stderr.decode("utf-8", "replace")
+        if "not a git repository" in err or not err.strip():
+            return None
+        last = err.strip().splitlines()[-1] if "fatal:" not in err else \
+            next(ln for ln in err.splitlines() if "fatal:" in ln)
+        raise InfraError(f"git -C {repo}", f"failed: {last.strip()}")
     return Path(proc.stdout.decode().strip())
 
 

@@ -18,10 +18,10 @@ is complete the input is bad and the error names what is wrong with the newest.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import mailbox
 import re
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +30,10 @@ from typing import BinaryIO, Iterator
 import b4
 
 from .errors import BadInput
+from .inputs import max_input, read_limited, read_path, read_stdin, too_big
 from .gitutil import rev_parse, run_git
 from .intake_diff import DiffError, check_diff, has_diff, split_diff
-from .intake_mail import Mail, NotMail, am_bytes, parse_message, split_mbox
+from .intake_mail import BadMail, Mail, NotMail, am_bytes, parse_message, split_mbox
 from .series import CoverLetter, Patch, Series, Trailer
 from .tree import Tree, open_tree
 
@@ -41,6 +42,18 @@ _BASE_COMMIT = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.M)
 _INBODY_HEADER = re.compile(r"^(From|Date|Subject): \S", re.I)
 _DIFF_FOOTER = re.compile(r"^(?=(?:base-commit|prerequisite-patch-id|change-id): )", re.M)
 _RANGE = re.compile(r"^[^\s.][^\s]*?\.\.\.?[^\s]+$")
+_PREFIX = re.compile(r"^\s*\[([^\]]*)\]")
+_COUNTER = re.compile(r"^\d+/\d+$")
+# b4 reads counters of up to four digits; one longer is not read at all, and the patch would
+# pass as a lone [PATCH] (1/1).
+MAX_COUNTER = 9999
+# How many numbers an error lists before it says "and N more".
+_SHOW = 5
+
+
+def _some(items: list[str]) -> str:
+    shown = ", ".join(items[:_SHOW])
+    return shown + (f" and {len(items) - _SHOW} more" if len(items) > _SHOW else "")
 
 
 @contextmanager
@@ -67,8 +80,8 @@ def load_series(source: str, tree: Tree | None = None, stdin: BinaryIO | None = 
 def _read_source(source: str, tree: Tree | None,
                  stdin: BinaryIO | None) -> tuple[str, list[Mail], str | None]:
     if source == "-":
-        fh = stdin if stdin is not None else sys.stdin.buffer
-        return "stdin", _mails_from_bytes(source, fh.read(), "stdin"), None
+        data = read_limited(source, stdin) if stdin is not None else read_stdin(source)
+        return "stdin", _mails_from_bytes(source, data, "stdin"), None
     path = Path(source).expanduser()
     if path.exists():
         if path.is_dir():
@@ -82,10 +95,7 @@ def _read_source(source: str, tree: Tree | None,
 
 
 def _read_file(source: str, path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise BadInput(source, f"cannot read: {exc.strerror or exc}") from None
+    return read_path(source, path)
 
 
 def _mails_from_bytes(source: str, data: bytes, what: str, origin: str = "") -> list[Mail]:
@@ -100,11 +110,14 @@ def _mails_from_bytes(source: str, data: bytes, what: str, origin: str = "") -> 
         raise BadInput(source, f"not mail: {exc}{' (' + origin + ')' if origin else ''}") from None
     mails = []
     bad = 0
-    for raw, from_line in chunks:
+    for i, (raw, from_line) in enumerate(chunks, 1):
         try:
             mails.append(parse_message(raw, from_line, origin))
         except NotMail:
             bad += 1
+        except BadMail as exc:
+            where = f"message {i} of {len(chunks)}" if len(chunks) > 1 else "the message"
+            raise BadInput(source, f"{where}{' in ' + origin if origin else ''}: {exc}") from None
     if not mails:
         raise BadInput(source, f"not mail: no message has mail headers"
                                f"{' (' + origin + ')' if origin else ''}")
@@ -118,8 +131,13 @@ def _read_directory(source: str, path: Path) -> list[Mail]:
     if not files:
         raise BadInput(source, "no .patch or .eml files in the directory")
     mails: list[Mail] = []
+    total = 0
     for f in files:
-        mails += _mails_from_bytes(source, _read_file(f"{source}/{f.name}", f), "file", f.name)
+        data = _read_file(f"{source}/{f.name}", f)
+        total += len(data)
+        if total > max_input():
+            raise too_big(source)
+        mails += _mails_from_bytes(source, data, "file", f.name)
     return mails
 
 
@@ -194,14 +212,18 @@ class _Version:
         total = self.total
         dups = [n for n, cs in sorted(by_num.items()) if len(cs) > 1]
         if dups:
-            out.append("has duplicate " + ", ".join(
-                f"{n}/{total} ({' and '.join(repr(c.mail.message_id or c.mail.subject) for c in by_num[n])})"
-                for n in dups))
+            out.append("has duplicate " + _some([
+                f"{n}/{total} ({' and '.join(repr(c.mail.message_id or c.mail.subject) for c in by_num[n][:2])})"
+                for n in dups]))
         beyond = [n for n in sorted(by_num) if n > total]
         if beyond:
-            out.append("has patch " + ", ".join(f"{n}/{total}" for n in beyond) + " beyond its total")
+            out.append("has patch " + _some([f"{n}/{total}" for n in beyond]) + " beyond its total")
+        # Counted, not listed: [PATCH 1/9999] alone would otherwise name 9998 patches.
         missing = [n for n in range(1, total + 1) if n not in by_num]
-        if missing:
+        if len(missing) > _SHOW:
+            out.append(f"is missing {len(missing)} of its {total} patches: "
+                       + _some([f"{n}/{total}" for n in missing]))
+        elif missing:
             out.append("is missing patch" + ("es " if len(missing) > 1 else " ")
                        + ", ".join(f"{n}/{total}" for n in missing))
         return out
@@ -219,7 +241,17 @@ class _Version:
         return f"v{self.version}"
 
 
-def _classify(mails: list[Mail]) -> tuple[dict[int, _Version], list[Mail]]:
+def _unread_counter(subject: str, lsubj: b4.LoreSubject) -> str | None:
+    """A counter b4 did not read ([PATCH 1/99999]): the chunk, else None."""
+    if not lsubj.counters_inferred:
+        return None
+    m = _PREFIX.match(subject)
+    if not m:
+        return None
+    return next((c for c in m.group(1).split() if _COUNTER.match(c)), None)
+
+
+def _classify(source: str, mails: list[Mail]) -> tuple[dict[int, _Version], list[Mail]]:
     versions: dict[int, _Version] = {}
     others: list[Mail] = []
     seen_ids: set[str] = set()
@@ -234,6 +266,10 @@ def _classify(mails: list[Mail]) -> tuple[dict[int, _Version], list[Mail]]:
         if ls.reply or m.subject.lower().startswith(("re:", "aw:", "fwd:", "fw:")):
             others.append(m)
             continue
+        bad = _unread_counter(m.subject, ls) if (diff or ls.patch) else None
+        if bad:
+            raise BadInput(source, f"{m.subject!r}: patch counter {bad} is out of range "
+                                   f"(at most {MAX_COUNTER}/{MAX_COUNTER})")
         numbered = not ls.counters_inferred
         is_cover = numbered and ls.counter == 0
         if not (diff or ls.patch or numbered):
@@ -297,6 +333,31 @@ def _trailers(ltrailers) -> list[Trailer]:
     return [Trailer(t.name, t.value) for t in ltrailers]
 
 
+_ADDRESS = re.compile(r"<[^<>\s]+>|\S+@\S+")
+# No source line in a kernel is near this; a line of megabytes is not a patch, and
+# checkpatch.pl's regexes would spend minutes on it.
+MAX_LINE = 1 << 20
+
+
+def _unusable(m: Mail, author: str) -> str | None:
+    """Why `git am` would refuse this mail, found here so that it is bad input naming the
+    patch instead of a "did not apply" that blames the tree."""
+    if "\x00" in m.body or "\x00" in m.subject:
+        return "it contains a NUL byte (binary data, not a patch)"
+    if len(m.body) > MAX_LINE:
+        longest = max(len(line) for line in m.body.split("\n"))
+        if longest > MAX_LINE:
+            return f"it has a line of {longest} characters (the limit is {MAX_LINE >> 20} MiB)"
+    try:
+        codecs.lookup(m.charset)
+    except LookupError:
+        return f"unknown charset {m.charset!r}"
+    if not _ADDRESS.search(author):
+        shown = m.extra.get("raw_from", author)
+        return f"its author (From: {shown!r}) has no e-mail address" if shown else "it has no From:"
+    return None
+
+
 def _patch(source: str, cand: _Candidate) -> Patch:
     m = cand.mail
     label = f"patch {cand.number}/{cand.total}"
@@ -310,6 +371,9 @@ def _patch(source: str, cand: _Candidate) -> Patch:
     for name, value in githeaders:
         if name.lower() == "from":
             author = value.strip()
+    why = _unusable(m, author)
+    if why:
+        raise BadInput(source, f"{label} ({cand.lsubj.subject}): {why}")
     head, diff = split_diff(m.body)
     if not diff:
         raise BadInput(source, f"{label} ({m.subject}) has no diff")
@@ -401,7 +465,7 @@ def _followups(others: list[Mail], patches: list[Patch], cover: CoverLetter | No
 
 
 def _build(source: str, kind: str, mails: list[Mail], range_base: str | None) -> Series:
-    versions, others = _classify(mails)
+    versions, others = _classify(source, mails)
     if not versions:
         what = {"range": "the range"}.get(kind, "no message")
         raise BadInput(source, f"no patch in {len(mails)} message{'s' if len(mails) != 1 else ''}"

@@ -12,7 +12,10 @@ import re
 from dataclasses import dataclass
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
-_DIFF_GIT = re.compile(r"^diff --git (\S+) (\S+)$")
+# Either side may be C-quoted by git ("a/mm/zo\303\253.c") when the name is not plain ASCII.
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_DIFF_GIT = re.compile(rf"^diff --git ({_QUOTED}|\S+) ({_QUOTED}|\S+)$")
+_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
 # Where a diff starts in a mail body: a git header, or a bare ---/+++ pair.
 _DIFF_START = re.compile(r"^(diff --git |--- \S.*\n\+\+\+ \S)", re.M)
 
@@ -43,9 +46,36 @@ def has_diff(body: str) -> bool:
     return _DIFF_START.search(body) is not None
 
 
+def unquote_path(path: str) -> str:
+    """A path as git wrote it, C-quoted or not, as the name it stands for.  git quotes the
+    UTF-8 *bytes* of a name in octal, so they are gathered as bytes and decoded once: reading
+    each escape as a character gives mojibake ("zoÃ«" for "zoë")."""
+    if len(path) < 2 or not (path.startswith('"') and path.endswith('"')):
+        return path
+    out = bytearray()
+    body = path[1:-1]
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            octal = re.match(r"[0-3][0-7]{2}", body[i + 1:i + 4])
+            if octal:
+                out.append(int(octal.group(0), 8))
+                i += 4
+                continue
+            if nxt in _ESCAPES:
+                out.append(_ESCAPES[nxt])
+                i += 2
+                continue
+        out += ch.encode("utf-8")
+        i += 1
+    # A name that is not UTF-8 stays visible as escapes rather than becoming U+FFFD.
+    return out.decode("utf-8", "backslashreplace")
+
+
 def _strip_prefix(path: str) -> str:
-    if path.startswith('"') and path.endswith('"'):
-        path = path[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+    path = unquote_path(path)
     if path == "/dev/null":
         return path
     return path.split("/", 1)[1] if "/" in path else path
@@ -85,10 +115,10 @@ def check_diff(diff: str) -> list[str]:
         elif line.startswith("deleted file mode"):
             cur.deleted = True
         elif line.startswith(("rename to ", "copy to ")):
-            cur.new = line.split(" ", 2)[2]
+            cur.new = unquote_path(line.split(" ", 2)[2])
             cur.meta = True
         elif line.startswith(("rename from ", "copy from ")):
-            cur.old = line.split(" ", 2)[2]
+            cur.old = unquote_path(line.split(" ", 2)[2])
             cur.meta = True
         elif line.startswith(("old mode", "new mode", "new file mode", "similarity index")):
             cur.meta = True

@@ -32,6 +32,16 @@ class NotMail(ValueError):
     pass
 
 
+class BadMail(ValueError):
+    """Mail that is mail but cannot be read (MIME nested past any sense): unlike NotMail it is
+    not skipped as noise, the input is refused."""
+
+
+# Real patch mail nests two or three levels (a signed message with an attachment); the stdlib
+# parser recurses once per level and would hit Python's recursion limit near 1000.
+MAX_MIME_DEPTH = 20
+
+
 @dataclass
 class Mail:
     """One decoded message, with what intake needs and nothing else."""
@@ -75,14 +85,28 @@ def split_mbox(data: bytes) -> list[tuple[bytes, bytes | None]]:
     return out
 
 
+def _get_all(msg: EmailMessage, name: str) -> list[str]:
+    """The values of a header, decoded; as written where Python's header parser fails on them
+    (it raises IndexError on a Message-ID like "<)@x>", among others)."""
+    try:
+        return [str(v) for v in msg.get_all(name, [])]
+    except Exception:   # noqa: BLE001 -- the stdlib's header parser, on hostile input
+        return [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
+
+
+def _get(msg: EmailMessage, name: str) -> str | None:
+    vals = _get_all(msg, name)
+    return vals[0] if vals else None
+
+
 def _addrs(msg: EmailMessage, name: str) -> list[str]:
-    vals = [str(v) for v in msg.get_all(name, [])]
+    vals = _get_all(msg, name)
     # Human-readable, not header-encoded: "Zoë Lefèvre <zoe@example.org>".
     return [f"{a[0]} <{a[1]}>" if a[0] else a[1]
             for a in email.utils.getaddresses(vals) if a[1]]
 
 
-def _msgid(val) -> str | None:
+def _msgid(val: str | None) -> str | None:
     if val is None:
         return None
     m = re.search(r"<([^>]+)>", str(val))
@@ -99,18 +123,30 @@ def _text_part(msg: EmailMessage) -> tuple[bytes, str]:
     for part in msg.walk():
         if part.is_multipart():
             continue
-        ctype = part.get_content_type()
+        ctype = _safe(part.get_content_type, "text/plain")
         if ctype not in ("text/plain", "text/x-patch", "text/x-diff") and not (
                 ctype == "application/octet-stream" and chosen is None):
             continue
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             continue
-        charset = part.get_content_charset() or msg.get_content_charset() or "utf-8"
+        charset = (_safe(part.get_content_charset, None) or _safe(msg.get_content_charset, None)
+                   or "utf-8")
         if chosen is None or (b"\ndiff --git " in b"\n" + payload and
                               b"\ndiff --git " not in b"\n" + chosen[0]):
             chosen = (payload, charset)
     return chosen or (b"", "utf-8")
+
+
+def _mime_depth(msg: EmailMessage) -> int:
+    # Iteratively: msg.walk() recurses too.
+    deepest, todo = 0, [(msg, 0)]
+    while todo:
+        part, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if part.is_multipart() and depth <= MAX_MIME_DEPTH:
+            todo += [(p, depth + 1) for p in part.get_payload() if isinstance(p, EmailMessage)]
+    return deepest
 
 
 def _decode(data: bytes, charset: str) -> str:
@@ -120,17 +156,38 @@ def _decode(data: bytes, charset: str) -> str:
         return data.decode("utf-8", errors="replace")
 
 
+def _safe(fn, default):
+    try:
+        return fn()
+    except Exception:   # noqa: BLE001 -- Content-Type parsing, on hostile input
+        return default
+
+
 def _header(msg: EmailMessage, name: str) -> str:
-    val = msg.get(name)
+    val = _get(msg, name)
     if val is None:
         return ""
     return re.sub(r"\s+", " ", str(val)).strip()
 
 
+def _raw_header(msg: EmailMessage, name: str) -> str:
+    """A header as written, for error messages (the parsed one can read '<<<' as '<>')."""
+    for k, v in msg.raw_items():
+        if k.lower() == name.lower():
+            return re.sub(r"\s+", " ", str(v)).strip()
+    return ""
+
+
 def parse_message(raw: bytes, from_line: bytes | None = None, origin: str = "") -> Mail:
     """Decode one message; NotMail if it has none of the headers mail has."""
-    msg = _PARSER.parsebytes(raw)
-    if not any(msg.get(h) is not None for h in ("From", "Subject", "Message-ID", "Date")):
+    try:
+        msg = _PARSER.parsebytes(raw)
+    except RecursionError:
+        raise BadMail(f"MIME parts nested too deep (at most {MAX_MIME_DEPTH} levels)") from None
+    depth = _mime_depth(msg)
+    if depth > MAX_MIME_DEPTH:
+        raise BadMail(f"MIME parts nested {depth} deep (at most {MAX_MIME_DEPTH} levels)")
+    if not any(k.lower() in ("from", "subject", "message-id", "date") for k in msg.keys()):
         raise NotMail("no From, Subject, Message-ID or Date header")
     if msg.defects and not msg.keys():
         raise NotMail("unparseable headers")
@@ -141,15 +198,15 @@ def parse_message(raw: bytes, from_line: bytes | None = None, origin: str = "") 
         m = _FORMAT_PATCH_SHA.match(from_line)
         sha = m.group(1).decode() if m else None
     refs: list[str] = []
-    for v in msg.get_all("References", []):
+    for v in _get_all(msg, "References"):
         refs += re.findall(r"<([^>]+)>", str(v))
     return Mail(
         msg=msg,
         subject=_header(msg, "Subject"),
         from_=(_addrs(msg, "From") or [_header(msg, "From")])[0],
         date=_header(msg, "Date"),
-        message_id=_msgid(msg.get("Message-ID")) or "",
-        in_reply_to=_msgid(msg.get("In-Reply-To")),
+        message_id=_msgid(_get(msg, "Message-ID")) or "",
+        in_reply_to=_msgid(_get(msg, "In-Reply-To")),
         references=refs,
         to=_addrs(msg, "To"),
         cc=_addrs(msg, "Cc"),
@@ -158,6 +215,7 @@ def parse_message(raw: bytes, from_line: bytes | None = None, origin: str = "") 
         charset=charset,
         commit_sha=sha,
         origin=origin,
+        extra={"raw_from": _raw_header(msg, "From")},
     )
 
 

@@ -374,9 +374,32 @@ class Violation:
     order: Order                # the comment says order.before must come first
 
 
+@dataclass(frozen=True)
+class Effect:
+    """What calling a helper does to the locks, in its order: `events` are ("take", id) for every
+    blocking acquire on the way (its own and its helpers') and ("drop", id) for a release of a lock
+    it did not take itself (its caller's: hugetlb_wp() drops the caller's ptl before it takes
+    i_mmap_rwsem); `leaves` are the locks it returns with held (a take_rmap_locks()-style wrapper)."""
+    events: tuple = ()
+    leaves: tuple = ()
+
+    @property
+    def takes(self) -> frozenset:
+        return frozenset(lid for kind, lid in self.events if kind == "take")
+
+
+NO_EFFECT = Effect()
+HELPER_DEPTH = 4        # helper -> helper -> ...: deeper chains are rare and cost a parse walk each
+# Locks a helper is never taken to return with held: the page table lock is released through a
+# variable the walk cannot always name (spin_unlock(old_ptl)), and a VMA write lock has no unlock of
+# its own (it ends with mmap_write_unlock(), so every helper doing vma_start_write() "returns" with it)
+NOT_LEFT_HELD = {"ptl", "vma_write"}
+
+
 class summaries:
-    """Per function of a file, on demand: the locks it takes itself (blocking acquires, not via
-    other calls).  Only helpers called while a lock is held are ever looked at."""
+    """Per function of a file, on demand: the Effect of calling it, through the helpers of the same
+    file it calls in turn (HELPER_DEPTH deep).  Only helpers called while a lock is held are ever
+    looked at, so a file costs nothing until one is."""
 
     def __new__(cls, cfile):
         cached = getattr(cfile, "_lock_summaries", None)
@@ -388,35 +411,85 @@ class summaries:
         return cached
 
     def get(self, name: str, default=()):
-        if name not in self.memo:
-            got: set[str] = set()
-            for fn in self.cfile.functions:
-                if fn.name == name:
-                    got |= {ev[1] for c in self.cfile.calls(fn)
-                            if (ev := lock_event(c.name, c.args)) and ev[0] == "acquire"}
-            self.memo[name] = got
-        return self.memo[name] or default
+        """The lock ids calling `name` takes."""
+        return self.effect(name).takes or default
+
+    def effect(self, name: str, depth: int = HELPER_DEPTH) -> Effect:
+        if name in self.memo:
+            return self.memo[name]
+        fn = self.cfile.function_named(name)
+        if fn is None or depth <= 0:
+            return NO_EFFECT
+        self.memo[name] = NO_EFFECT         # recursion guard: a cycle adds nothing
+        events: list[tuple[str, str]] = []
+        held: list[str] = []
+
+        def release(lid):
+            if lid in held:
+                held.remove(lid)
+            else:
+                events.append(("drop", lid))
+            for extra in ALSO_RELEASES.get(lid, ()):
+                while extra in held:
+                    held.remove(extra)
+
+        for c in self.cfile.calls(fn):
+            ev = lock_event(c.name, c.args)
+            if ev is None:
+                if c.name == name:
+                    continue
+                sub = self.effect(c.name, depth - 1)
+                for kind, lid in sub.events:
+                    if kind == "take":
+                        events.append((kind, lid))
+                    else:
+                        release(lid)
+                held += list(sub.leaves)
+                continue
+            kind, lid = ev
+            if kind == "acquire":
+                events.append(("take", lid))
+                held.append(lid)
+            elif kind == "release":
+                release(lid)
+        eff = Effect(tuple(events), tuple(l for l in dict.fromkeys(held) if l not in NOT_LEFT_HELD))
+        self.memo[name] = eff
+        return eff
 
 
 def violations(calls, order: dict[tuple[str, str], Order],
-               helpers: dict[str, set[str]] | None = None) -> list[Violation]:
+               helpers: "summaries | None" = None) -> list[Violation]:
     """Walk lock calls in textual order (flow-insensitive); report each acquire of a lock
-    the hierarchy puts above one already held.  A call to a helper of the same file that takes
-    locks itself counts as taking them there (one level deep; what it leaves held is not tracked)."""
+    the hierarchy puts above one already held.  A call to a helper of the same file counts as
+    taking every lock it takes (through its own helpers too), as holding afterwards what it returns
+    with held, and as releasing what it drops."""
     held: list[tuple[str, object, object]] = []     # (lock id, call, region where not held)
     out = []
     for c in calls:
         ev = lock_event(c.name, c.args)
         if ev is None:
-            if not held or helpers is None:
+            if helpers is None:
                 continue
-            for lid in sorted(helpers.get(c.name, ())):
+            eff = helpers.effect(c.name) if hasattr(helpers, "effect") else \
+                Effect(events=tuple(("take", lid) for lid in helpers.get(c.name, ())))
+            if not (eff.events or eff.leaves):
+                continue
+            for kind, lid in eff.events:
+                if kind == "drop":
+                    for j in range(len(held) - 1, -1, -1):
+                        if held[j][0] == lid:
+                            del held[j]
+                            break
+                    for extra in ALSO_RELEASES.get(lid, ()):
+                        held = [h for h in held if h[0] != extra]
+                    continue
                 for hid, hcall, failed in held:
                     if failed is not None or hcall.name in TRYLOCK:
                         continue    # a trylock's hold is a guess already; helpers may drop it first
                     o = order.get((lid, hid))
                     if o is not None and _held_at(hcall, failed, c):
                         out.append(Violation(held_call=hcall, taken_call=c, order=o))
+            held += [(lid, c, None) for lid in eff.leaves]
             continue
         kind, lid = ev
         if kind == "trylock":

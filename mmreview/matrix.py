@@ -10,11 +10,14 @@ Engine entry point (used by `mmreview test` and `mmreview check`):
                jobs: int | None = None,                 # parallel builds/runs (default: cores)
                per_patch: bool = False,                 # also build+run natively after every patch
                progress: Callable[[Event], None] | None = None,
-               use_cache: bool = True) -> MatrixResult
+               use_cache: bool = True,
+               box: Sandbox | None = None,              # None: confined (sandbox.require), or exit 3
+               build_timeout: float = BUILD_TIMEOUT) -> MatrixResult
 
     MatrixResult.cells      list[results.Cell] (base and tip RunResult, .verdict)
     MatrixResult.targets    list[TargetInfo] (name, available, sanitizers, reason, apt_command)
     MatrixResult.per_patch  list[PatchFinding] (first patch that breaks a build or a test)
+    MatrixResult.sandbox    sandbox.Sandbox (whether series code ran confined)
     MatrixResult.to_json()
 
 A target that is not available on this machine gives not-run cells with the
@@ -47,9 +50,11 @@ from pathlib import Path
 from typing import Callable
 
 from . import suites as suites_mod
-from .build import BuildOutcome, BuildSpec, Cancelled, ProcessRegistry, build, export_revision, input_key
+from .build import (BuildOutcome, BuildSpec, Cancelled, ProcessRegistry, build, export_revision, input_key,
+                    read_log)
 from .rundirs import new_run_dir, remove_stale
-from .results import BUILD_FAILED, FAILING, NEW_VERDICTS, NOT_RUN, TIMEOUT, Cell, RunResult
+from .sandbox import BUILD_TIMEOUT, Limits, Sandbox, require
+from .results import BLOCKED, BUILD_FAILED, FAILING, NEW_VERDICTS, NOT_RUN, TIMEOUT, Cell, RunResult
 from .run_parse import build_error_line, parse_run, signature
 from .suites import Binary, Suite
 from .targets import Availability, Target, all_targets, availability, cpu_count
@@ -111,6 +116,8 @@ class MatrixResult:
     tip_sha: str
     duration: float
     jobs: int
+    sandbox: Sandbox = field(default_factory=lambda: Sandbox(confined=False))
+    builds: list[dict] = field(default_factory=list)   # every build: label, seconds, compiler cache use
     notes: list[str] = field(default_factory=list)   # e.g. a cell run again after its worker died
 
     @property
@@ -120,6 +127,7 @@ class MatrixResult:
     def to_json(self) -> dict:
         return {"profile": self.profile, "base": self.base_sha, "tip": self.tip_sha,
                 "duration": round(self.duration, 1), "jobs": self.jobs,
+                "sandbox": self.sandbox.to_json(), "builds": self.builds,
                 "targets": [t.to_json() for t in self.targets],
                 "cells": [c.to_json() for c in self.cells],
                 "per_patch": [f.to_json() for f in self.per_patch], "notes": list(self.notes)}
@@ -160,11 +168,17 @@ def work_root() -> Path:
 # ---------------------------------------------------------------- one build's cells
 # What a build gives its cells, wherever it ran: the local pool below calls these, and so does a
 # cluster worker (mmreview/cluster_worker.py) on the same build.build() outcome, so a cell is the
-# same RunResult on either, and whatever confines build.build() and ProcessRegistry.run confines both.
+# same RunResult on either, confined the same way.
+
+def runnable(outcome: BuildOutcome) -> list[str]:
+    """The binaries to run: a build that reached outside its sandbox runs nothing (its cells
+    say what it tried)."""
+    return [] if outcome.escapes else outcome.built
+
 
 def unbuilt_result(spec: BuildSpec, bin_: Binary, outcome: BuildOutcome) -> RunResult:
-    """The cell of a binary its build did not make: build-failed, or not run (no such suite;
-    mmreview's recipe at fault, `outcome.recipe`)."""
+    """The cell of a binary its build did not make (or that is not run): build-failed, blocked,
+    timeout, or not run (no such suite; mmreview's recipe at fault, `outcome.recipe`)."""
     r = RunResult(target=spec.target.name, suite=spec.suite.name, binary=bin_.name,
                   state=BUILD_FAILED, duration=round(outcome.duration, 2),
                   excerpt=outcome.error,
@@ -173,6 +187,11 @@ def unbuilt_result(spec: BuildSpec, bin_: Binary, outcome: BuildOutcome) -> RunR
                   sanitizers=list(spec.sanitizers))
     if outcome.absent:          # nothing to reproduce: the tree has no such suite
         r.state, r.excerpt, r.command = NOT_RUN, [], ""
+    elif outcome.escapes:
+        r.state = BLOCKED
+        r.reason = f"its build tried to reach outside the sandbox: {'; '.join(outcome.escapes)}"
+    elif outcome.timed_out:
+        r.state, r.reason = TIMEOUT, outcome.error[0]
     elif outcome.recipe:
         # Not the tree's failure: no verdict, and the review says mmreview is at fault.
         r.state, r.infra = NOT_RUN, True
@@ -181,17 +200,30 @@ def unbuilt_result(spec: BuildSpec, bin_: Binary, outcome: BuildOutcome) -> RunR
     return r
 
 
-def run_binary(spec: BuildSpec, bin_: Binary, outcome: BuildOutcome, procs: ProcessRegistry) -> RunResult:
-    """Run one binary `outcome` built and read its result."""
+def run_binary(spec: BuildSpec, bin_: Binary, outcome: BuildOutcome, procs: ProcessRegistry,
+               workdir: Path, box: Sandbox | None) -> RunResult:
+    """Run one binary `outcome` built (in `box`, when confined) and read its result."""
     t = spec.target
     timeout = bin_.timeout * t.timeout_factor
-    log = outcome.directory / f"{bin_.name}.log"
+    # The log lives outside what the test may write: it cannot be swapped for a symlink.
+    log = workdir / f"{bin_.name}.log"
     cmd = [*t.runner, f"./{bin_.name}", *bin_.args]
     # LeakSanitizer: the suites free what they test, not every harness allocation.
     env = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
-    rc, timed_out, secs = procs.run(cmd, cwd=outcome.directory, log=log, timeout=timeout, env=env)
-    out = log.read_text(errors="replace")
+    jail = None
+    if box is not None and outcome.src is not None:
+        # Address space is limited only where no sanitizer reserves terabytes of shadow.
+        vm = 0 if spec.sanitizers else 16 << 30
+        jail = box.jail(workdir / f"box-{bin_.name}", writable=(outcome.src,),
+                        readonly=tuple(Path(p) for p in [spec.urcu_prefix] if p),
+                        limits=Limits(cpu_seconds=int(timeout) + 5, address_bytes=vm))
+    rc, timed_out, secs, escapes = procs.run(cmd, cwd=outcome.directory, log=log,
+                                             timeout=timeout, env=env, jail=jail)
+    out = read_log(log)
     r = parse_run(t.name, spec.suite.name, bin_.name, out, rc, secs, timed_out, timeout)
+    if escapes and not timed_out:
+        r.state = BLOCKED
+        r.reason = f"tried to reach outside the sandbox: {'; '.join(escapes)}"
     r.excerpt = [outcome.tree_relative(line) for line in r.excerpt]
     r.reason = outcome.tree_relative(r.reason)
     r.command = spec.user_command(bin_.name)
@@ -230,7 +262,8 @@ class _Scheduler:
     """A priority pool: builds and runs as tasks, longest estimated work first."""
 
     def __init__(self, jobs: int, procs: ProcessRegistry, progress: Callable[[Event], None] | None,
-                 co, workdir: Path, use_cache: bool):
+                 co, workdir: Path, use_cache: bool, box: Sandbox | None = None,
+                 build_timeout: float = BUILD_TIMEOUT):
         self.jobs = jobs
         self.procs = procs
         self.progress = progress or (lambda e: None)
@@ -246,6 +279,9 @@ class _Scheduler:
         self._exports: dict[str, Path] = {}
         self._export_locks: dict[str, threading.Lock] = {}
         self.export_extra: tuple[str, ...] = ()
+        self.box = box
+        self.build_timeout = build_timeout
+        self.builds: list[dict] = []
 
     def export_for(self, rev: str) -> Path:
         """The tree at `rev`, exported once for every build of that revision."""
@@ -333,8 +369,10 @@ class _Scheduler:
         wd.mkdir(parents=True)
         b.workdir = wd
         try:
+            # Only the base is the user's own tree: every other revision has series code in it.
             outcome = build(self.export_for(b.rev), b.rev, b.spec, wd, self.procs,
-                            cache_base=work_root(), repo=self.co.path)
+                            cache_base=work_root(), repo=self.co.path, box=self.box,
+                            trusted=b.rev == self.co.base_sha, timeout=self.build_timeout)
         finally:
             with self.lock:
                 b.finished = True
@@ -342,12 +380,16 @@ class _Scheduler:
             for f in followers:         # queued even if this build failed or was cancelled
                 self._queue_build(f)
         b.outcome = outcome
-        b.runs_left = len([x for x in b.binaries if x.name in outcome.built])
+        with self.lock:
+            self.builds.append({"label": b.label, "seconds": round(outcome.duration, 2),
+                                "cache_hits": outcome.cache_hits, "cache_misses": outcome.cache_misses})
+        runs = runnable(outcome)
+        b.runs_left = len([x for x in b.binaries if x.name in runs])
         if not b.runs_left:
             shutil.rmtree(wd, ignore_errors=True)
         self.progress(Event("built", f"{b.label} build", seconds=outcome.duration))
         for bin_ in b.binaries:
-            if bin_.name in outcome.built:
+            if bin_.name in runs:
                 self.submit(_estimate(b.spec.target, bin_), lambda bin_=bin_: self._do_run(b, bin_))
                 continue
             r = unbuilt_result(b.spec, bin_, outcome)
@@ -358,7 +400,8 @@ class _Scheduler:
         assert b.outcome is not None
         label = f"{b.label} {bin_.name}"
         self.progress(Event("start", label))
-        r = run_binary(b.spec, bin_, b.outcome, self.procs)
+        assert b.workdir is not None
+        r = run_binary(b.spec, bin_, b.outcome, self.procs, b.workdir, self.box)
         self._record(b, r)
         self.progress(Event("done", label, result=r, seconds=r.duration))
         with self.lock:
@@ -392,11 +435,14 @@ def _not_run(t: Target, s: Suite, b: Binary, reason: str) -> RunResult:
 def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
                suites: str | None = None, binaries: str | None = None, jobs: int | None = None,
                per_patch: bool = False, progress: Callable[[Event], None] | None = None,
-               use_cache: bool = True, executor=None) -> MatrixResult:
+               use_cache: bool = True, box: Sandbox | None = None,
+               build_timeout: float = BUILD_TIMEOUT, executor=None) -> MatrixResult:
     """`executor`: where the builds run when not in this process's pool (cluster.Cluster): it
     says which targets are available and with which toolchain, and makes the scheduler."""
     start = time.monotonic()
     available = executor.availability if executor else availability
+    if box is None:         # refuse before any work when series code cannot be confined
+        box = confinement(co.tree.path)
     targets = list(targets) if targets is not None else list(all_targets())
     base, tip = co.base_sha, co.result.tip_sha
     # Which binaries each suite has comes from the tree's own Makefiles, at base and tip.
@@ -413,7 +459,9 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
     workdir = new_run_dir(work_root())
     workdir.mkdir(parents=True, exist_ok=True)
     procs = ProcessRegistry()
-    sched = (executor.scheduler if executor else _Scheduler)(jobs, procs, progress, co, workdir, use_cache)
+    sched = (executor.scheduler if executor else _Scheduler)(
+        jobs, procs, progress, co, workdir, use_cache, box=box if box.confined else None,
+        build_timeout=build_timeout)
     sched.export_extra = tuple(dict.fromkeys(p for t in targets if avail[t.name].available
                                              for p in t.tree_paths))
 
@@ -431,7 +479,8 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
                 return None
         a = avail[t.name]
         spec = BuildSpec(target=t, suite=s, binaries=tuple(b.name for b in bins),
-                         sanitizers=tuple(a.sanitizers), urcu_prefix=a.urcu_prefix)
+                         sanitizers=tuple(a.sanitizers), urcu_prefix=a.urcu_prefix,
+                         confinement="bwrap" if box.confined else "none")
         key = input_key(co.path, rev, spec, executor.toolchain(t) if executor else None)
         k = (t.name, s.name, key, spec.binaries)
         if k not in builds:
@@ -493,7 +542,14 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
     findings = _bisect(co, patch_builds) if per_patch else []
     return MatrixResult(cells=cells, targets=infos, per_patch=findings, profile=profile,
                         base_sha=base, tip_sha=tip, duration=time.monotonic() - start, jobs=jobs,
-                        notes=list(getattr(sched, "notes", [])))
+                        sandbox=box, builds=sched.builds, notes=list(getattr(sched, "notes", [])))
+
+
+def confinement(tree_path: Path, no_sandbox: bool = False) -> Sandbox:
+    """The sandbox for a series on the tree at `tree_path`: it sees neither mmreview's cache
+    (other cells, the results) nor the user's tree.  Exit 3 when bwrap cannot confine and the
+    user did not pass --no-sandbox."""
+    return require(no_sandbox, hidden=(str(cache_dir()), str(tree_path)))
 
 
 def _bisect(co, patch_builds: list[tuple[int, _Build]]) -> list[PatchFinding]:

@@ -41,6 +41,8 @@ class CheckRequest:
     jobs: int | None = None
     ignore: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    no_sandbox: bool = False             # run the series' code unconfined (the user said so)
+    build_timeout: float | None = None   # seconds for one suite's build (default sandbox.BUILD_TIMEOUT)
     cluster: str | None = None           # a Dask scheduler's address: the matrix runs there
 
 
@@ -66,6 +68,10 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
     else:
         series = load_series(req.source, tree)
     targets = _targets(req, executor)
+    box = None
+    if req.profile != "rules":      # no way to confine the series' code: exit 3 before any work
+        from .matrix import confinement
+        box = confinement(tree.path, req.no_sandbox)
     base = req.base
     if base == FROM_TREE:
         base = committed_parent(tree.path, series)
@@ -88,7 +94,7 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
         elif req.profile == "rules":
             review.notes.append("matrix not run: --profile rules")
         else:
-            _matrix(review, co, req, [t for t, _ in targets], report, executor)
+            _matrix(review, co, req, [t for t, _ in targets], report, box, executor)
     return review
 
 
@@ -166,9 +172,10 @@ def _targets(req: CheckRequest, executor=None) -> list[tuple[object, TargetInfo]
     """The matrix's targets with their availability (here, or on the cluster's workers); a
     target named with --arch whose toolchain is missing is an infrastructure error (exit 3), not
     a silent skip."""
-    if req.profile == "rules":
-        return []
     from . import targets as tg
+    if req.profile == "rules":
+        tg.parse_arch_list(req.arch)        # a bad --arch is bad input even with no matrix to run
+        return []
     out = []
     for t in tg.parse_arch_list(req.arch):
         a = (executor.availability if executor else tg.availability)(t)
@@ -191,9 +198,11 @@ def _rules(review: Review, series, co, req: CheckRequest) -> None:
     review.notes.extend(str(n) for n in result.notes)
 
 
-def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progress,
+def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progress, box,
             executor=None) -> None:
     from . import matrix
+    from .review import SandboxInfo
+    from .sandbox import BUILD_TIMEOUT
     counts = {"done": 0, "total": 0}
 
     def on_event(ev) -> None:
@@ -204,9 +213,12 @@ def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progre
         report(f"matrix: {ev.label}" if ev.label else "matrix", counts["done"], counts["total"])
 
     result = matrix.run_matrix(co, targets=targets, profile=req.profile, suites=req.suite,
-                               binaries=req.binary, jobs=req.jobs, progress=on_event,
+                               binaries=req.binary, jobs=req.jobs, progress=on_event, box=box,
+                               build_timeout=req.build_timeout or BUILD_TIMEOUT,
                                executor=executor)
     review.notes.extend(result.notes)
+    review.sandbox = SandboxInfo(confined=box.confined, description=box.describe(), tool=box.tool,
+                                 as_nobody=box.as_nobody)
     review.cells = list(result.cells)
     review.targets = [TargetInfo(name=t.name, available=t.available, sanitizers=list(t.sanitizers),
                                  reason=t.reason + (f" (provide it with: {t.apt_command})"

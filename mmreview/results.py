@@ -14,7 +14,8 @@ CRASH = "crash"
 TIMEOUT = "timeout"
 BUILD_FAILED = "build-failed"
 NOT_RUN = "not-run"
-FAILING = (FAIL, CRASH, TIMEOUT, BUILD_FAILED)
+BLOCKED = "blocked"              # it tried to reach outside its sandbox (files, network)
+FAILING = (FAIL, CRASH, TIMEOUT, BUILD_FAILED, BLOCKED)
 
 # Verdicts of one cell.
 V_PASS = "pass"

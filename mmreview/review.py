@@ -122,6 +122,15 @@ class TargetInfo:
 
 
 @dataclass
+class SandboxInfo:
+    """Whether the series' code (its Makefiles, its tests) ran confined: every report says it."""
+    confined: bool
+    description: str
+    tool: str = ""
+    as_nobody: bool = False
+
+
+@dataclass
 class Review:
     series: SeriesSummary
     tree: TreeInfo
@@ -134,6 +143,7 @@ class Review:
     profile: str = "quick"
     fail_on: str = DEFAULT_FAIL_ON
     notes: list[str] = field(default_factory=list)   # stages skipped and why, etc.
+    sandbox: SandboxInfo | None = None                # None: no series code was built or run
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc)
                          .replace(microsecond=0).isoformat())
     tool: str = TOOL
@@ -219,6 +229,14 @@ class Review:
                      f"({first.suite}: {first.base.reason})")
         return f"clean{tail}"
 
+    def confinement(self) -> str:
+        """One sentence: how the series' code ran on this machine."""
+        if self.sandbox is None:
+            return "no code from the series was built or run"
+        if not self.sandbox.confined:
+            return "series code ran NOT confined (--no-sandbox)"
+        return f"series code ran {self.sandbox.description}"
+
     def severity_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for f in self.findings:
@@ -257,6 +275,8 @@ class Review:
             "cells": [c.to_json() for c in self.cells],
             "targets": [asdict(t) for t in self.targets],
             "notes": list(self.notes),
+            "sandbox": asdict(self.sandbox) if self.sandbox else None,
+            "confinement": self.confinement(),
         }
 
     def dumps(self) -> str:
@@ -291,6 +311,7 @@ class Review:
                 profile=data.get("profile", "quick"),
                 fail_on=data.get("fail_on", DEFAULT_FAIL_ON),
                 notes=list(data.get("notes", [])),
+                sandbox=SandboxInfo(**data["sandbox"]) if data.get("sandbox") else None,
                 created=data["created"],
                 tool=data["tool"]["name"], tool_version=data["tool"]["version"],
                 schema_version=data["schema_version"],

@@ -37,7 +37,14 @@ KERNEL_MARKER = "lib/maple_tree.c"
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    """$XDG_CACHE_HOME/mmreview, else ~/.cache/mmreview.  A relative XDG_CACHE_HOME is ignored
+    (the XDG spec says so: it would put the cache wherever the command ran)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.expanduser("~/.cache")
+        if not os.path.isabs(base):     # no $HOME and no passwd entry: "~" stays as it is
+            raise InfraError("$HOME", "not set, and the user has no home directory: set HOME or "
+                                      "XDG_CACHE_HOME to where mmreview may keep its cache")
     return Path(base) / "mmreview"
 
 

@@ -1,4 +1,20 @@
-"""lock-order: a changed function takes a lock the mm/rmap.c hierarchy puts above one it holds."""
+"""lock-order: a changed function takes a lock the mm/rmap.c hierarchy puts above one it holds.
+
+The reviewer's point: the lock order is the one the comment at the head of mm/rmap.c documents (of
+the tree under review, read at the base), not whatever order reads nicer; taking an outer lock while
+an inner one is held is a deadlock waiting for load.
+
+Forms it takes in code: the two lock calls in one function (write or read variants: a reader queued
+behind a writer deadlocks as well); a lock taken inside a helper of the same file, up to four calls
+deep, while the caller holds an inner one; a take_rmap_locks()-style wrapper that returns with a
+lock held, followed by an outer lock; an outer lock taken while a successful trylock's lock is held.
+Fine and not reported: a trylock against the order (it cannot deadlock); a lock taken after the
+wrapper that drops it (drop_rmap_locks()); the other arm of an if/else, or after a jump away; a
+helper that takes an inner lock under an outer one.
+
+A series that edits the documented order itself gets a warning of its own at that patch: a new
+order needs its own review, and the series' code is still checked against the base's.
+"""
 
 from mmreview.lockorder import NoHierarchy, lock_event, parse_hierarchy, summaries, violations
 
@@ -24,35 +40,49 @@ def _pairs(calls, order, helpers):
 
 def hierarchy(ctx):
     """The order the tree at the BASE documents (a series cannot reorder the locks it is checked
-    against); its unmapped lines and a series that edits the comment become notes."""
+    against), its unmapped lines as notes, and the series' edits of the comment: (hierarchy,
+    [(patch, file change, first changed line)])."""
     src = ctx.source(ctx.base_rev, RMAP)
     if src is None:
         ctx.skip(None, f"the tree has no {RMAP} at the base, so no lock hierarchy to check against")
-        return None
+        return None, []
     try:
         hier = parse_hierarchy(src.decode("utf-8", "replace"), RMAP)
     except NoHierarchy as exc:
         ctx.skip(RMAP, f"could not run: {exc} at the base")
-        return None
+        return None, []
     for n in hier.unmapped():
         names = ", ".join(repr(x) for x in n.unmapped)
         ctx.note(f"lock line \"{n.text}\": {names} maps to no lock API mmreview knows, so orders "
                  "against it are not checked (the lines above and below it still are)", RMAP, n.line)
     first = min(n.line for _, n in hier.nodes())
     last = max(n.line for _, n in hier.nodes())
+    edits = []
     for pc in ctx.patches:
         for fc in pc.files:
-            if fc.path == RMAP and any(first - 3 <= ln.no <= last + 3 for ln in [*fc.added, *fc.removed]):
-                ctx.note(f"patch {pc.number} changes the lock-ordering comment; the series is "
-                         "checked against the order of its base", RMAP)
-    return hier
+            changed = [ln.no for ln in [*fc.added, *fc.removed] if first - 3 <= ln.no <= last + 3]
+            if fc.path == RMAP and changed:
+                edits.append((pc, fc, min(changed)))
+    return hier, edits
+
+
+def _comment_diff(fc, hier) -> list[str]:
+    """The series' lines of the lock-ordering comment, as a diff: what the reviewer must read."""
+    first = min(n.line for _, n in hier.nodes()) - 3
+    last = max(n.line for _, n in hier.nodes()) + 3
+    return ([f"-{ln.text}" for ln in fc.removed if first <= ln.no <= last]
+            + [f"+{ln.text}" for ln in fc.added if first <= ln.no <= last])[:8]
 
 
 def check(ctx):
-    hier = hierarchy(ctx)
+    hier, edits = hierarchy(ctx)
     if hier is None:
         return []
-    out = []
+    out = [ctx.finding(pc, RMAP, line, f"patch {pc.number} changes the lock-ordering comment at the "
+                       f"head of {RMAP}: a change of the documented order needs its own review "
+                       "(this series is checked against the order of its base)", severity="warning",
+                       excerpt=_comment_diff(fc, hier))
+           for pc, fc, line in edits]
     for pc, fc, cf in ctx.c_changes():
         added = fc.added_numbers
         helpers = summaries(cf)

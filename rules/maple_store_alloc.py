@@ -1,4 +1,20 @@
-"""maple-store-alloc: maple-tree stores that may allocate, unprepared or unchecked."""
+"""maple-store-alloc: maple-tree stores that may allocate, unprepared or unchecked.
+
+The reviewer's point: a store into a maple tree can need memory, so it is either prepared for
+(preallocated, with the preallocation's failure handled) or made with a gfp and its failure
+unwound; a failure that is only warned about leaves the caller's state (locks, accounting) behind.
+
+Forms it takes in code: mas_store() of NULL or of a range with nothing preallocated; an allocating
+store (mas_store_gfp(), vma_iter_store_gfp(), mtree_store*(), mtree_insert*(), mas_insert()) whose
+int is dropped - as a statement, cast to (void), only WARN_ON()'d, or tested with a branch that only
+reports (pr_warn(), WARN(), an empty block); a preallocation (mas_preallocate(), vma_iter_prealloc(),
+mas_expected_entries()) whose failure is not checked, so the mas_store_prealloc()/vma_iter_store()
+after it stores with no nodes.
+Fine and not reported: a checked preallocation followed by mas_store_prealloc(); a store whose
+result is returned, assigned and tested, or tested with an unwind (goto, return, unlock).
+"""
+
+import re
 
 from mmreview.rulehelpers import changed_functions, in_mm
 
@@ -22,6 +38,12 @@ RANGE = {"mas_set_range", "vma_iter_config", "mas_wr_store_setup"}
 CHECKED_STORES = {"mas_store_gfp", "vma_iter_store_gfp", "mtree_store", "mtree_store_range",
                   "mtree_insert", "mtree_insert_range", "mas_insert"}
 WARNS = {"WARN_ON", "WARN_ON_ONCE", "WARN", "WARN_ONCE", "VM_WARN_ON", "VM_WARN_ON_ONCE"}
+# preallocations that return an int: their failure must be checked before the prepared store
+CHECKED_PREALLOC = {"mas_preallocate", "vma_iter_prealloc", "mas_expected_entries"}
+PREPARED_STORES = {"mas_store_prealloc", "vma_iter_store", "vma_iter_store_new",
+                   "vma_iter_store_overwrite", "mas_store"}
+# what a branch may do and still undo nothing: report the failure
+REPORTS = re.compile(r"^(pr_\w+|printk\w*|WARN\w*|VM_WARN\w*|dump_stack|trace_\w+)$")
 
 
 def _ignored_result(call) -> str | None:
@@ -51,12 +73,24 @@ def _ignored_result(call) -> str | None:
 
 
 def _empty(if_node) -> bool:
+    """The branch undoes nothing: empty, or it only reports the failure."""
     body = if_node.child_by_field_name("consequence")
     if body is None:
         return False
-    if body.type == "compound_statement":
-        return all(c.type == "comment" for c in body.named_children)
-    return body.type == "expression_statement" and body.named_child_count == 0
+    stmts = body.named_children if body.type == "compound_statement" else [body]
+    return all(c.type == "comment" or _reports(c) for c in stmts)
+
+
+def _reports(stmt) -> bool:
+    if stmt.type != "expression_statement":
+        return False
+    if stmt.named_child_count == 0:
+        return True
+    call = stmt.named_children[0]
+    if call.type != "call_expression":
+        return False
+    fn = call.child_by_field_name("function")
+    return fn is not None and bool(REPORTS.match(fn.text.decode()))
 
 
 def check(ctx):
@@ -66,11 +100,24 @@ def check(ctx):
             continue
         prepared = False
         ranged = False
+        unchecked = None        # a preallocation whose failure nobody looks at
         for call in ch.cf.calls(ch.fn):
             if call.name in PREALLOC:
                 prepared = True
+                if call.name in CHECKED_PREALLOC:
+                    how = _ignored_result(call)
+                    unchecked = (call, how) if how else None
             if call.name in RANGE:
                 ranged = True
+            if unchecked and call.name in PREPARED_STORES and \
+                    (call.line in ch.lines or unchecked[0].line in ch.lines):
+                pre, how = unchecked
+                line = pre.line if pre.line in ch.lines else call.line
+                out.append(ch.finding(ctx, line, f"{ch.fn.name}(): {pre.name}() can fail with -ENOMEM and "
+                                      f"{how}, so the {call.name}() at line {call.line} may have no "
+                                      "nodes to store with: check it and unwind"))
+                unchecked = None
+                continue
             if call.line not in ch.lines:
                 continue
             msg = None

@@ -1,4 +1,17 @@
-"""vma-free-rcu: a VMA freed around vm_area_free()'s RCU path."""
+"""vma-free-rcu: a VMA freed around vm_area_free()'s RCU path.
+
+The reviewer's point: with per-VMA locks a lockless page fault may still find a VMA, so every VMA is
+freed through vm_area_free() (RCU-deferred, or SLAB_TYPESAFE_BY_RCU after its checks); a free that
+skips it because "nobody can see this one" is a special case the next person must know about.
+
+Forms it takes in code: __vm_area_free(); kmem_cache_free() or kmem_cache_free_bulk() on
+vm_area_cachep; kfree()/kvfree()/kmem_cache_free() of a variable the function declares as a struct
+vm_area_struct pointer - outside the functions that implement the RCU path themselves.
+Fine and not reported: vm_area_free(); freeing other objects next to a VMA (its anon_vma_name, a
+policy); the implementation of vm_area_free() itself.
+"""
+
+import re
 
 from mmreview.rulehelpers import changed_functions
 
@@ -38,16 +51,44 @@ def _base_free(ctx) -> str | None:
             "SLAB_TYPESAFE_BY_RCU, lockless readers may still find it and must see it detached)")
 
 
+FREES = {"kfree", "kvfree", "kmem_cache_free", "kfree_rcu_mightsleep"}
+
+
+def _vma_vars(fn, cf) -> set[str]:
+    """Names the function declares (parameters, locals) as struct vm_area_struct pointers."""
+    text = "\n".join(fn.lines(cf.text_lines))
+    out = set()
+    for decl in re.findall(r"struct\s+vm_area_struct\s+([^;)(=]*)", text):
+        out |= set(re.findall(r"\*\s*(\w+)", decl))
+    return out
+
+
+def _what(call, vmas) -> str | None:
+    """How `call` frees a VMA around vm_area_free(), or None."""
+    if call.name == "__vm_area_free":
+        return "__vm_area_free()"
+    if call.name in ("kmem_cache_free", "kmem_cache_free_bulk") and call.args and \
+            call.args[0].strip() == "vm_area_cachep":
+        return f"{call.name}(vm_area_cachep, ...)"
+    if call.name in FREES and call.args:
+        obj = call.args[-1].strip()
+        if re.fullmatch(r"\w+", obj) and obj in vmas:
+            return f"{call.name}({obj}) of a struct vm_area_struct"
+    return None
+
+
 def check(ctx):
     out = []
     why = None
     for ch in changed_functions(ctx, lambda path, name: name not in OWNERS):
+        vmas = None
         for call in ch.cf.calls(ch.fn):
             if call.line not in ch.lines:
                 continue
-            direct = call.name == "kmem_cache_free" and call.args and \
-                call.args[0].strip() == "vm_area_cachep"
-            if direct or call.name == "__vm_area_free":
+            if call.name in FREES and vmas is None:
+                vmas = _vma_vars(ch.fn, ch.cf)
+            what = _what(call, vmas or set())
+            if what:
                 if why is None:
                     why = _base_free(ctx) or ""
                     if not why:
@@ -56,6 +97,5 @@ def check(ctx):
                                        "so freeing one directly is not checked")
                 if not why:
                     continue
-                what = "kmem_cache_free(vm_area_cachep, ...)" if direct else "__vm_area_free()"
                 out.append(ch.finding(ctx, call.line, f"{ch.fn.name}() frees a VMA with {what}, {why}"))
     return out

@@ -174,12 +174,15 @@ def test_not_c_and_unparseable_c_and_lock_comment_changed(clone, tmp_path):
     reasons = {(n.rule, n.file): n.reason for n in res.not_applied}
     # the order is read at the base: a series editing the comment is told so, not checked against it
     assert ("lock-order", "mm/rmap.c") not in reasons and ("lock-order", None) not in reasons, reasons
-    assert any(n.rule == "lock-order" and n.file == "mm/rmap.c" and "patch 3 changes the lock-ordering"
-               in n.message for n in res.notes), res.notes
+    # ... and a change of the documented order is a finding of its own, for its own review
+    edit = [f for f in res.findings if f.rule == "lock-order"]
+    assert [(f.patch, f.file, f.severity) for f in edit] == [(3, "mm/rmap.c", "warning")], res.findings
+    assert "patch 3 changes the lock-ordering comment" in edit[0].message
+    assert "+ * Locking: see the documentation." in edit[0].excerpt
     assert any(f == "mm/gen_table.c" and "tree-sitter-c could not parse" in why
                for (r, f), why in reasons.items()), reasons
     assert not any(f and f.endswith(".rst") for (_, f) in reasons)
-    assert res.findings == []
+    assert res.findings == edit
 
 
 def test_no_lock_comment_at_the_base(clone, tmp_path):

@@ -137,3 +137,19 @@ def test_cparse_functions_calls_and_garbage():
     assert cf.calls(cf.function_at(8)) == []          # a call in a comment is no call
     junk = parse(b"}}} ))) not C {{{ ((( @@@ ;;;\n" * 20)
     assert junk.error_ratio > 0.5 and junk.unparsed_at(5)
+
+
+def test_cparse_kernel_annotations_and_loop_macros_keep_the_function():
+    """7.3's userfaultfd_register(): a `__user` declaration and a do-block closed by a loop macro
+    made tree-sitter lose the function and every one after it; lines stay where they are."""
+    src = (b"static int reg(struct ctx *ctx, unsigned long arg)\n{\n"
+           b"\tstruct uffdio_register __user *user = (void __user *)arg;\n"
+           b"\tdo {\n\t\tcond_resched();\n\t} for_each_vma_range(vmi, cur, end);\n"
+           b"\tscoped_guard(spinlock, &ctx->lock) {\n\t\ti_mmap_lock_write(m);\n\t}\n"
+           b"\treturn 0;\n}\n\nstatic void after(void)\n{\n\tanon_vma_lock_write(av);\n}\n")
+    cf = parse(src)
+    assert [(f.name, f.start, f.end) for f in cf.functions] == [("reg", 1, 11), ("after", 13, 16)]
+    assert not cf.unparsed_at(6) and cf.error_ratio == 0
+    assert [(c.name, c.line) for c in cf.calls(cf.function_named("reg"))] == \
+        [("cond_resched", 5), ("i_mmap_lock_write", 8)]
+    assert "__user" in cf.line_text(3)          # rules quote the original text

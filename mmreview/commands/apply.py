@@ -9,22 +9,27 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..checkout import APPLIED, APPLIED_3WAY, FAILED, ApplyResult, apply_series
 from ..cliapp import TreeOption, app, run_command, stderr, stdout
 from ..errors import EXIT_FINDINGS, EXIT_OK
 from ..series import Series
+from ..textsafe import visible as V
 from ..tree import open_tree
 
 _STYLE = {APPLIED: "green", APPLIED_3WAY: "yellow", FAILED: "bold red"}
 
 
 def render_apply(series: Series, result: ApplyResult, tree_path: str) -> None:
-    stdout.print(f"[bold]{series.title}[/bold]  (v{series.version}, {len(series.patches)} patches, "
-                 f"from {series.source})")
+    # Subjects, notes, file names and git's messages come from the series: Text, never markup
+    # ("[/]" in a subject is a MarkupError), and V() for control characters.
+    title = Text(V(series.title), style="bold")
+    title.append(V(f"  (v{series.version}, {len(series.patches)} patches, from {series.source})"))
+    stdout.print(title)
     for note in series.notes:
-        stdout.print(f"  note: {note}")
-    stdout.print(f"base {result.base_sha[:12]} in {tree_path}: {result.base_reason}")
+        stdout.print(Text(V(f"  note: {note}")))
+    stdout.print(Text(V(f"base {result.base_sha[:12]} in {tree_path}: {result.base_reason}")))
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("#", justify="right")
     table.add_column("patch")
@@ -35,14 +40,16 @@ def render_apply(series: Series, result: ApplyResult, tree_path: str) -> None:
         if p.state == FAILED:
             files = ", ".join(p.conflict_files) or "(git named no file)"
             detail = f"conflicts in {files}"
-        table.add_row(str(p.number), p.subject, f"[{_STYLE.get(p.state, 'dim')}]{p.state}[/]", detail)
+        table.add_row(str(p.number), Text(V(p.subject)), Text(p.state, style=_STYLE.get(p.state, "dim")),
+                      Text(V(detail)))
     stdout.print(table)
     failed = result.failed
     if failed:
-        stdout.print(f"[bold red]patch {failed.number}/{len(result.patches)} did not apply[/] "
-                     f"on {', '.join(failed.conflict_files) or 'unknown files'}:")
+        line = Text(f"patch {failed.number}/{len(result.patches)} did not apply", style="bold red")
+        line.append(V(f" on {', '.join(failed.conflict_files) or 'unknown files'}:"))
+        stdout.print(line)
         for line in failed.message.splitlines():
-            stdout.print(f"  {line}", markup=False)
+            stdout.print(Text(V(f"  {line}")))
     else:
         stdout.print(f"[green]all {len(result.patches)} patches applied[/]; tip {result.tip_sha[:12]}")
 

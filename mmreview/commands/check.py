@@ -10,7 +10,9 @@ from typing import Optional
 
 import typer
 
-from ..cliapp import TreeOption, app, fail_usage, run_command, stderr, stdout
+from ..cliapp import (BuildTimeoutOption, NoSandboxOption, TreeOption, app, fail_usage, run_command, stderr,
+                      stdout)
+from ..outputs import check_output, write_output
 from ..render import FORMATS
 from ..review import FAIL_ON_CHOICES, Review
 from ..tree import cache_dir
@@ -37,7 +39,7 @@ def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str]
         stdout.file.write(text)
         stdout.file.flush()
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text, "-o")
 
 
 @app.command("check")
@@ -65,13 +67,16 @@ def check_cmd(
     ignore: list[str] = typer.Option([], "--ignore", help="Skip this rule id (repeatable)."),
     sender: Optional[str] = FromOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    no_sandbox: bool = NoSandboxOption,
+    build_timeout: Optional[float] = BuildTimeoutOption,
     cluster: Optional[str] = ClusterOption,
 ) -> None:
     """Review a series: apply it, run the rules and the matrix at base and tip, report.
 
     Exit 0 clean; 1 findings at or above --fail-on, a new or changed failure, or a patch that did
     not apply; 2 bad input or usage; 3 infrastructure (a requested target's toolchain missing, or
-    a cell mmreview could not build for its own reasons: the review is incomplete)."""
+    a cell mmreview could not build for its own reasons: the review is incomplete; or no way to
+    confine the series' code, bubblewrap, and no --no-sandbox)."""
     def body() -> int:
         from ..cluster import resolve_address
         from ..pipeline import PROFILES, CheckRequest, progress_display, run_check
@@ -81,14 +86,18 @@ def check_cmd(
             fail_usage(f"--fail-on {fail_on}: one of {', '.join(FAIL_ON_CHOICES)}")
         if fmt not in FORMATS:
             fail_usage(f"--format {fmt}: unknown format (one of {', '.join(FORMATS)})")
+        if output is not None:
+            check_output(output, "-o")
+        if json_out is not None:
+            check_output(json_out, "--json-out", make_dirs=True)
         req = CheckRequest(source=series_arg, tree=tree, base=base, arch=arch, suite=suite,
                            binary=binary, profile=profile, fail_on=fail_on, jobs=jobs,
-                           ignore=tuple(ignore), cluster=resolve_address(cluster))
+                           ignore=tuple(ignore), no_sandbox=no_sandbox, build_timeout=build_timeout,
+                           cluster=resolve_address(cluster))
         with progress_display(stderr, quiet=quiet) as progress:
             review = run_check(req, progress)
         saved = json_out or _review_path()
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(review.dumps(), encoding="utf-8")
+        write_output(saved, review.dumps(), "--json-out" if json_out else None, make_dirs=True)
         if not quiet:
             print(f"mmreview: review saved to {saved} (`mmreview report {saved} --format F`)",
                   file=sys.stderr)

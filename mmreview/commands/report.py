@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +9,8 @@ import typer
 
 from ..cliapp import app, run_command
 from ..errors import BadInput
+from ..inputs import read_path, read_stdin
+from ..outputs import check_output
 from ..review import FAIL_ON_CHOICES, Review
 from .check import FormatOption, FromOption, OutputOption, emit
 
@@ -27,14 +28,16 @@ def report_cmd(
 ) -> None:
     """Render a saved review in any format; exits with the review's exit code."""
     def body() -> int:
+        if output is not None:
+            check_output(output, "-o")
         if review_file == "-":
-            text = sys.stdin.read()
+            text = read_stdin("-").decode("utf-8", "replace")
         else:
             path = Path(review_file)
-            if not path.is_file():
+            if not path.exists():
                 raise BadInput(review_file, "no such file")
             try:
-                text = path.read_text(encoding="utf-8")
+                text = read_path(review_file, path).decode("utf-8")
             except UnicodeDecodeError:
                 raise BadInput(review_file, "not a JSON review (not UTF-8 text)") from None
         review = Review.loads(text, review_file)

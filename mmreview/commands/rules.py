@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from typing import List, Optional
 
@@ -11,6 +10,7 @@ import typer
 
 from ..cliapp import TreeOption, app, fail_usage, run_command
 from ..errors import EXIT_FINDINGS, EXIT_OK, BadInput
+from ..textsafe import visible as V
 
 
 def _print_list(rules) -> None:
@@ -54,21 +54,22 @@ def _print_hierarchy(tree_opt, base) -> None:
 
 
 def _print_result(res, series, co) -> None:
+    # Subjects, file names, code and notes are the series': V() keeps its escapes off the terminal.
     for ap in co.result.patches:
         if ap.state not in ("applied", "applied-3way"):
-            print(f"patch {ap.number}/{len(series.patches)} {ap.state}: {ap.subject} "
-                  "(not checked)")
+            print(V(f"patch {ap.number}/{len(series.patches)} {ap.state}: {ap.subject} "
+                    "(not checked)"))
     for f in res.findings:
         where = f"{f.file}:{f.line}" if f.file else "(commit message)"
         fn = f" in {f.function}()" if f.function else ""
         fixed = f" [removed again by patch {f.fixed_by}]" if f.fixed_by else ""
-        print(f"patch {f.patch}: {where}{fn}: {f.severity}: [{f.rule}] {f.message}{fixed}")
+        print(V(f"patch {f.patch}: {where}{fn}: {f.severity}: [{f.rule}] {f.message}{fixed}"))
         for line in f.excerpt[:4]:
-            print(f"    {line}")
+            print(f"    {V(line, keep=chr(9))}")
     for n in res.not_applied:
-        print(f"not applied: [{n.rule}] {n.file or '(all files)'}: {n.reason}")
+        print(V(f"not applied: [{n.rule}] {n.file or '(all files)'}: {n.reason}"))
     for n in getattr(res, "notes", []):
-        print(f"note: {n}")
+        print(V(f"note: {n}"))
     counts = {s: sum(1 for f in res.findings if f.severity == s) for s in ("error", "warning", "info")}
     print(f"{len(res.findings)} finding(s): {counts['error']} error, {counts['warning']} warning, "
           f"{counts['info']} info; {len(res.rules)} rule(s) run"
@@ -110,7 +111,7 @@ def rules(series: Optional[str] = typer.Argument(None, help="mbox, directory, ma
         from ..intake import load_series
         from ..tree import open_tree
         t = open_tree(tree)
-        s = load_series(series, t, stdin=sys.stdin.buffer if series == "-" else None)
+        s = load_series(series, t)      # "-": intake reads stdin (and says so if it is closed)
         with apply_series(t, s, base=base) as co:
             res = run_rules(s, co, ignore=ignore, rules=all_rules)
             if as_json:

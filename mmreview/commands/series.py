@@ -14,6 +14,7 @@ from rich.text import Text
 from ..cliapp import TreeOption, app, run_command, stdout
 from ..intake import load_series
 from ..series import Series
+from ..textsafe import visible as V
 from ..tree import open_tree
 
 
@@ -47,13 +48,14 @@ def _trailer_summary(p) -> str:
 
 def render(s: Series) -> None:
     title = s.cover.full_subject if s.cover else s.title
-    stdout.print(title, style="bold", markup=False)
-    facts = [f"source: {s.source} ({s.kind})", f"version: v{s.version}",
+    # Every string here comes from the mail: Text or markup=False, and V() for control characters.
+    stdout.print(V(title), style="bold", markup=False)
+    facts = [f"source: {V(s.source)} ({s.kind})", f"version: v{s.version}",
              f"patches: {len(s.patches)}",
-             f"base-commit: {s.base_commit or '-'}"]
+             f"base-commit: {V(s.base_commit or '-')}"]
     stdout.print("  ".join(facts), markup=False)
     if s.cover:
-        stdout.print(f"cover letter: {s.cover.author}, {s.cover.date}, <{s.cover.message_id}>",
+        stdout.print(V(f"cover letter: {s.cover.author}, {s.cover.date}, <{s.cover.message_id}>"),
                      markup=False)
     else:
         stdout.print("cover letter: none", markup=False)
@@ -65,8 +67,8 @@ def render(s: Series) -> None:
     table.add_column("trailers")
     for p in s.patches:
         # Text, not markup: subjects are full of [brackets].
-        table.add_row(f"{p.number}/{p.total}", Text(p.subject), Text(p.author), str(len(p.files)),
-                      Text(_trailer_summary(p)))
+        table.add_row(f"{p.number}/{p.total}", Text(V(p.subject)), Text(V(p.author)), str(len(p.files)),
+                      Text(V(_trailer_summary(p))))
     stdout.print(table)
     for n in s.notes:
-        stdout.print(f"note: {n}", markup=False)
+        stdout.print(f"note: {V(n)}", markup=False)

@@ -36,6 +36,10 @@ def targets(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
                 fix = a.reason + (f"\n{a.apt_command}" if a.apt_command else "")
                 tbl.add_row(t.name, "[red]no[/]", t.summary(), "-", fix)
         stdout.print(tbl)
+        from ..sandbox import INSTALL_HINT, probe
+        tool, why = probe()
+        stdout.print(f"series code runs confined by {tool}" if tool else
+                     f"series code cannot be confined here: {why}; {INSTALL_HINT}", markup=False)
         return EXIT_OK
     raise typer.Exit(run_command(body))
 
@@ -64,11 +68,13 @@ def setup(arch: str = typer.Option(..., "--arch", help="Targets to provide, comm
     """Install what the named targets lack (Debian: apt, multiarch), and build riscv64's liburcu."""
     def body() -> int:
         # ccache: not needed to build, but a tip build then recompiles only what the series changed.
-        if shutil.which("ccache") is None:
-            if dry_run:
-                print("apt-get install -y ccache")
-            else:
-                _apt("apt-get install -y ccache")
+        # bubblewrap: the sandbox every build and test of a series runs in (mmreview/sandbox.py).
+        for tool, pkg in (("ccache", "ccache"), ("bwrap", "bubblewrap")):
+            if shutil.which(tool) is None:
+                if dry_run:
+                    print(f"apt-get install -y {pkg}")
+                else:
+                    _apt(f"apt-get install -y {pkg}")
         for t in targets_mod.parse_arch_list(arch):
             a = targets_mod.availability(t)
             if a.available:

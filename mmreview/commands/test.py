@@ -11,11 +11,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..cliapp import TreeOption, app, run_command, stderr, stdout
+from ..cliapp import BuildTimeoutOption, NoSandboxOption, TreeOption, app, run_command, stderr, stdout
 from ..errors import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK
+from ..render import clean_log
 from ..results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PRE
 from .. import matrix as matrix_mod
 from .. import targets as targets_mod
+from ..sandbox import BUILD_TIMEOUT
 from .worker import ClusterOption
 
 
@@ -82,6 +84,7 @@ def render_text(m: matrix_mod.MatrixResult, apply_result) -> None:
         tbl.add_row(c.target, c.suite, c.binary, c.base.state if c.base else "-", c.tip.state,
                     f"[{_STYLE.get(v, '')}]{v}[/]")
     out.print(tbl)
+    out.print(f"  series code: {m.sandbox.describe()}", markup=False)
     for t in m.targets:
         if t.available:
             out.print(f"  {t.name}: {t.summary}; sanitizers: {', '.join(t.sanitizers) or 'none'}")
@@ -99,14 +102,14 @@ def render_text(m: matrix_mod.MatrixResult, apply_result) -> None:
             out.print(f"\n{c.verdict}: {c.target} {c.suite}/{c.binary}: "
                       f"{'base' if c.verdict == V_FIXED else 'tip'} {r.state}: {r.reason}",
                       markup=False, style="bold")
-            for line in r.excerpt[:8]:
-                out.print(f"    {line}", markup=False)
+            for line in r.excerpt[:8]:     # the series' own output: no escapes reach the terminal
+                out.print(f"    {clean_log(line)}", markup=False)
             if r.command:
                 out.print(f"  reproduce: {r.command}", markup=False)
     for f in m.per_patch:
         out.print(f"\nper-patch: {f.describe()}: {f.reason}", markup=False, style="bold red")
         for line in f.excerpt[:6]:
-            out.print(f"    {line}", markup=False)
+            out.print(f"    {clean_log(line)}", markup=False)
     new = len(m.new_failures)
     out.print(f"\n{new} new failure(s), {sum(c.verdict == V_PRE for c in m.cells)} pre-existing, "
               f"{sum(c.verdict == V_FIXED for c in m.cells)} fixed, "
@@ -138,13 +141,16 @@ def test(
                                   "cache has."),
     as_json: bool = typer.Option(False, "--json", help="Print the cells as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    no_sandbox: bool = NoSandboxOption,
+    build_timeout: Optional[float] = BuildTimeoutOption,
     cluster: Optional[str] = ClusterOption,
 ) -> None:
     """Build and run tools/testing/radix-tree and tools/testing/vma per architecture, base vs tip.
 
     Exit status: 0 no new failure; 1 a new failure, a patch that breaks bisection, or a patch that
-    did not apply; 2 bad input; 3 a target named with --arch lacks its toolchain, or mmreview could
-    not build a suite the tree has (its recipe, not the tree: said on stderr)."""
+    did not apply; 2 bad input; 3 a target named with --arch lacks its toolchain, mmreview could
+    not build a suite the tree has (its recipe, not the tree: said on stderr), or there is no way
+    to confine the series' code (bubblewrap) and no --no-sandbox."""
     def body() -> int:
         from ..cluster import executor_for, resolve_address
         with executor_for(resolve_address(cluster)) as executor:    # None: run here
@@ -165,6 +171,7 @@ def test(
         suites_mod.select(profile, suite, binary,        # bad names fail before any work
                           {x.name: suites_mod.tree_binaries(t.path, "HEAD", x) for x in suites_mod.SUITES})
         s = load_series(series, t)
+        box = matrix_mod.confinement(t.path, no_sandbox)     # exit 3 before any work if none
         with apply_series(t, s, base=base) as co:
             if not co.result.ok:
                 msg = _did_not_apply(co.result)
@@ -175,7 +182,8 @@ def test(
             with ProgressView(quiet) as view:
                 m = matrix_mod.run_matrix(co, targets, profile=profile, suites=suite, binaries=binary,
                                           jobs=jobs, per_patch=per_patch, progress=view,
-                                          use_cache=not no_cache, executor=executor)
+                                          use_cache=not no_cache, box=box,
+                                          build_timeout=build_timeout or BUILD_TIMEOUT, executor=executor)
         for note in m.notes:
             print(f"mmreview: note: {note}", file=sys.stderr)
         if as_json:

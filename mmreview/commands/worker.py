@@ -78,7 +78,7 @@ def worker(
         print(f"mmreview: worker for {address}: {', '.join(offered)}, {n} thread(s)",
               file=sys.stderr, flush=True)
         try:
-            import distributed  # noqa: F401  (only to say what is missing before exec'ing)
+            import distributed  # noqa: F401  (only to say what is missing before exec-ing)
         except ImportError:
             raise InfraError("mmreview worker", "Dask distributed is not installed "
                                                 "(pip install 'mmreview[cluster]')") from None

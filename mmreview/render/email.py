@@ -174,7 +174,8 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
         for c in review.cells:
             counts[c.verdict] = counts.get(c.verdict, 0) + 1
         out += _wrap(f"Matrix: {len(review.cells)} cells on {', '.join(ran)}: "
-                     + ", ".join(f"{n} {VERDICT_LABEL[v]}" for v, n in counts.items()) + ".")
+                     + ", ".join(f"{n} {VERDICT_LABEL[v]}" for v, n in counts.items()) + "; "
+                     + review.confinement() + ".")
         out.append("")
     for n in review.not_applied:
         out += _wrap(f"Not applied: {n.rule}" + (f" on {n.file}" if n.file else "")

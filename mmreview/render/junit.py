@@ -48,6 +48,8 @@ def _finding_text(f: Finding) -> str:
 
 def render_junit(review: Review, **_opts) -> str:
     root = ET.Element("testsuites", name=f"mmreview: {_clean(review.series.title)}")
+    props = ET.SubElement(ET.SubElement(root, "testsuite", name="mmreview"), "properties")
+    ET.SubElement(props, "property", name="confinement", value=review.confinement())
 
     apply_suite = _suite(root, "apply")
     for p in review.apply:

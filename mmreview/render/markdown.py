@@ -103,7 +103,8 @@ def _head(review: Review) -> str:
              f"{'es' if len(s.patches) != 1 else ''}) by {cell_text(s.author)}  ",
              f"Base {code_span(t.base_sha[:12])} ({cell_text(t.base_reason)}), "
              f"tip {code_span(t.tip_sha[:12])} · profile `{review.profile}` · "
-             f"fails on `{review.fail_on}` · mmreview {review.tool_version}",
+             f"fails on `{review.fail_on}` · mmreview {review.tool_version}  ",
+             cell_text(review.confinement()[:1].upper() + review.confinement()[1:]) + ".",
              "",
              "| # | Patch | Applied | Findings |",
              "|---:|---|---|---|"]

@@ -89,6 +89,8 @@ def render_sarif(review: Review, **_opts) -> str:
                              for n in review.not_applied]}],
         "results": results,
         "properties": {"verdict": review.verdict, "summary": review.summary(),
+                       "confined": bool(review.sandbox and review.sandbox.confined),
+                       "confinement": review.confinement(),
                        "series": review.series.title, "baseSha": review.tree.base_sha,
                        "newFailures": [f"{c.target}/{c.suite}/{c.binary}"
                                        for c in review.new_failures()]},

@@ -2,7 +2,9 @@
 findings with their lines highlighted as C, then each failure's log and reproduce command.
 
 On a terminal it is coloured; written to a pipe or a file (CI logs) it is plain text: no
-escape codes.  The live progress display while a review runs is the pipeline's, not this.
+escape codes.  Everything that comes from the series (subjects, authors, file and function
+names, notes, code) goes in as rich `Text`, never as markup, and through `V` (textsafe.visible):
+a subject "[/]" is not markup and an ESC in it does not reach the terminal.  The live progress display while a review runs is the pipeline's, not this.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rich.text import Text
 
 from ..results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
 from ..review import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
+from ..textsafe import visible as V
 from . import (VERDICT_LABEL, cell_detail, failing_cells, grid, location, plural,
                post_image_snippet, preexisting_lines, clean_log)
 
@@ -42,8 +45,9 @@ def report_console(file=None) -> Console:
     out = file or sys.stdout
     tty = out.isatty()
     width = None if tty else int(os.environ.get("COLUMNS") or 100)
-    return Console(file=out, width=width, highlight=False, emoji=False,
-                   color_system="auto" if tty else None)
+    from ..cliapp import OutConsole
+    return OutConsole(file=out, width=width, highlight=False, emoji=False,
+                      color_system="auto" if tty else None)
 
 
 def render_text(review: Review, color: bool = False, width: int = 100, **_opts) -> str:
@@ -59,10 +63,11 @@ def _parts(review: Review, fancy: bool):
     v = review.verdict
     head = Text()
     head.append(f"{v.upper()}", style=VERDICT_STYLE[v])
-    head.append(f"  {review.summary()}")
-    sub = Text(f"{s.title} (v{s.version}, {plural(len(s.patches), 'patch', 'es')}) by {s.author}\n"
-               f"base {t.base_sha[:12]} ({t.base_reason}), tip {t.tip_sha[:12]}; "
-               f"profile {review.profile}; fails on {review.fail_on}", style="dim" if fancy else "")
+    head.append(f"  {V(review.summary())}")
+    sub = Text(f"{V(s.title)} (v{s.version}, {plural(len(s.patches), 'patch', 'es')}) by {V(s.author)}\n"
+               f"base {t.base_sha[:12]} ({V(t.base_reason)}), tip {t.tip_sha[:12]}; "
+               f"profile {review.profile}; fails on {review.fail_on}\n{review.confinement()}",
+               style="dim" if fancy else "")
     yield Panel(Group(head, sub), title="mmreview", title_align="left",
                 border_style=VERDICT_STYLE[v].split()[-1], expand=True)
 
@@ -80,8 +85,8 @@ def _parts(review: Review, fancy: bool):
                 ftext.append(f"{n} {sev} ", style=SEV_STYLE[sev])
         state = Text(p.state, style=APPLY_STYLE.get(p.state, ""))
         if p.conflict_files:
-            state.append(f" ({', '.join(p.conflict_files)})")
-        patches.add_row(str(p.number), p.subject, state, ftext if fs else Text("-", style="dim"))
+            state.append(f" ({V(', '.join(p.conflict_files))})")
+        patches.add_row(str(p.number), Text(V(p.subject)), state, ftext if fs else Text("-", style="dim"))
     yield patches
     failed = review.failed_patch
     if failed and failed.message:
@@ -92,11 +97,11 @@ def _parts(review: Review, fancy: bool):
     yield from _failures(review)
 
     for n in review.not_applied:
-        yield Text(f"not applied: {n.rule}" + (f" on {n.file}" if n.file else "")
-                   + f": {n.reason}", style="yellow")
+        yield Text(f"not applied: {n.rule}" + (f" on {V(n.file)}" if n.file else "")
+                   + f": {V(n.reason)}", style="yellow")
     for n in s.notes + review.notes:
         if not n.startswith("matrix not run"):
-            yield Text(f"note: {n}", style="dim")
+            yield Text(f"note: {V(n)}", style="dim")
 
 
 def clean_log_block(text: str) -> str:
@@ -137,20 +142,20 @@ def _findings(review: Review):
         line = Text()
         line.append(f"{f.severity:<7}", style=SEV_STYLE.get(f.severity, ""))
         line.append(f" {f.rule}", style="bold")
-        line.append(f"  patch {f.patch}  {location(f)}")
+        line.append(f"  patch {f.patch}  {V(location(f))}")
         yield line
-        yield Text(f"  {f.message}" + (f" (removed again by patch {f.fixed_by})"
-                                        if f.fixed_by else ""))
+        yield Text(f"  {V(f.message)}" + (f" (removed again by patch {f.fixed_by})"
+                                           if f.fixed_by else ""))
         patch = review.patch(f.patch)
         first, code = post_image_snippet(patch.diff, f.file, f.line) if patch else (0, [])
         if code:
-            yield Syntax("\n".join(code), "c", line_numbers=True, start_line=first,
+            yield Syntax("\n".join(V(c, keep="\t") for c in code), "c", line_numbers=True, start_line=first,
                          highlight_lines={f.line}, theme="monokai", word_wrap=True,
                          background_color="default", indent_guides=False)
         shown = {c.strip() for c in code}
         rest = [e for e in f.excerpt if e.strip() and e.strip() not in shown]
         if rest:
-            yield Syntax("\n".join(rest), "c", theme="monokai", word_wrap=True,
+            yield Syntax("\n".join(V(r, keep="\t") for r in rest), "c", theme="monokai", word_wrap=True,
                          background_color="default")
         info = review.rule(f.rule)
         if info and info.rationale:
@@ -162,11 +167,11 @@ def _failures(review: Review):
     for c in failing_cells(review):
         title = Text()
         title.append(VERDICT_LABEL[c.verdict], style=CELL_STYLE[c.verdict])
-        title.append(f"  {c.target} {c.suite}/{c.binary}: {cell_detail(c)}")
+        title.append(f"  {c.target} {c.suite}/{c.binary}: {V(cell_detail(c))}")
         yield title
         for l in c.tip.excerpt:
             yield Text(f"    {clean_log(l)}", style="dim")
         if c.tip.command:
-            yield Text(f"  reproduce: {c.tip.command}")
+            yield Text(f"  reproduce: {V(c.tip.command)}")
     for line in preexisting_lines(review):
-        yield Text(f"pre-existing  {line}", style="yellow")
+        yield Text(f"pre-existing  {V(line)}", style="yellow")

@@ -1,0 +1,40 @@
+"""Review cases written apart from series/: per rule, forms of the violation the sample series do
+not use (positives) and look-alikes that are fine (negatives), as edits on the default 6.12 tree.
+
+Each case is data: `Case(rule, name, patches, expect)`.  `patches` is what conftest_rules.make_mbox
+takes ([(subject, body, [(path, old, new)])]); `expect` is [(patch, path, line substring, message
+substrings)] for a positive and [] for a negative.  tests/test_rules_forms.py makes each case a real
+`git format-patch` series, applies it and runs the one rule on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Case:
+    rule: str
+    name: str
+    patches: list
+    expect: list = field(default_factory=list)     # [] : a negative, nothing may be reported
+    why: str = ""                                   # what form this is, in a reviewer's words
+    mangle: object = None                           # bytes -> bytes: the mail as a sender broke it
+
+    @property
+    def positive(self) -> bool:
+        return bool(self.expect)
+
+
+def patch(subject: str, *edits, body: str = "") -> tuple:
+    return (subject, body or f"{subject}.", list(edits))
+
+
+def all_cases() -> list[Case]:
+    from . import (checkpatch, error_path_needs_test, exit_mmap_complication, lock_order,
+                   maple_store_alloc, vma_free_rcu, xa_zero_marker)
+    out: list[Case] = []
+    for mod in (checkpatch, error_path_needs_test, exit_mmap_complication, lock_order,
+                maple_store_alloc, vma_free_rcu, xa_zero_marker):
+        out += mod.CASES
+    return out

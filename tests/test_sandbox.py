@@ -1,0 +1,182 @@
+"""A series is untrusted code: the hostile samples (series/make_hostile_samples.py) through the real
+CLI, with the real bubblewrap, on the default 6.12 tree.
+
+Each asserts both halves: nothing reached the machine (no file outside, no connection to a listener
+on 127.0.0.1, no process left), and the review says the series tried (a failure, never a pass).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SERIES, mmreview
+
+PORT = 47391           # what series/hostile-tests.mbox connects to
+
+
+def marks() -> list[str]:
+    """Files the hostile samples would leave if they got out."""
+    from mmreview.tree import cache_dir
+    homes = {os.path.expanduser("~"), "/root", "/tmp", os.environ.get("XDG_CACHE_HOME", "/tmp"),
+             str(cache_dir() / "ccache"), str(cache_dir() / "ccache-nobody")}
+    return sorted(p for h in homes for p in glob.glob(f"{h}/PWNED-mmreview*"))
+
+
+@pytest.fixture
+def listener():
+    """A TCP listener on the loopback: whatever connects to it is recorded."""
+    got: list[bytes] = []
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", PORT))
+    srv.listen()
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except (socket.timeout, OSError):
+                continue
+            got.append(conn.recv(100) or b"(connected)")
+            conn.close()
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield got
+    stop.set()
+    t.join()
+    srv.close()
+
+
+def check_json(series: str, *args: str) -> tuple[int, dict, str]:
+    proc = mmreview("check", str(SERIES / series), "--format", "json", "-q", *args)
+    return proc.returncode, json.loads(proc.stdout or b"{}"), proc.stderr.decode()
+
+
+def cell(review: dict, target: str, binary: str) -> dict:
+    return next(c for c in review["cells"] if c["target"] == target and c["binary"] == binary)
+
+
+def test_test_binaries_that_phone_home_are_blocked_and_reported(kernel_tree, listener):
+    before = marks()
+    code, review, err = check_json("hostile-tests.mbox", "--arch", "x86_64,arm64", "--profile", "quick",
+                                   "--ignore", "checkpatch")
+    assert marks() == before, "a test binary wrote outside its sandbox"
+    assert listener == [], "a test binary reached a listener on the host's loopback"
+    assert code == 1 and review["verdict"] == "regressions", err
+    assert review["sandbox"]["confined"] and "bubblewrap" in review["sandbox"]["tool"]
+    assert "confined by bubblewrap" in review["confinement"]
+    for target in ("x86_64", "arm64"):                # natively and under qemu-user
+        for binary in ("multiorder", "vma"):
+            c = cell(review, target, binary)
+            assert c["tip"] == "blocked" and c["verdict"] in ("new-failure", "changed-failure"), c
+            why = c["tip_result"]["reason"]
+            assert "$HOME/PWNED-mmreview" in why and "/tmp/PWNED-mmreview" in why, why
+            assert "tried 1 TCP connection" in why, why
+        assert cell(review, target, "xarray")["verdict"] == "pass"
+    # every report says so: the terminal one too
+    term = mmreview("report", str(_saved(err)), "--format", "terminal")
+    assert b"confined by bubblewrap" in term.stdout and b"blocked" in term.stdout
+
+
+def _saved(stderr: str) -> Path:
+    """The review JSON `check` saved (it names it on stderr unless -q): the newest one."""
+    from mmreview.tree import cache_dir
+    return max((cache_dir() / "reviews").glob("*.json"), key=lambda p: p.stat().st_mtime)
+
+
+def test_a_makefile_that_writes_outside_is_blocked(kernel_tree):
+    before = marks()
+    proc = mmreview("test", str(SERIES / "hostile-make.mbox"), "--arch", "x86_64", "--suite", "radix-tree",
+                    "--json", "-q")
+    assert marks() == before, "the series' Makefile wrote outside its build directory"
+    cells = {c["binary"]: c for c in json.loads(proc.stdout)}
+    assert proc.returncode == 1, proc.stderr
+    for c in cells.values():
+        assert c["tip"] == "blocked" and c["verdict"] == "new-failure", c
+        assert "its build tried to reach outside the sandbox" in c["tip_result"]["reason"]
+        assert "$HOME/PWNED-mmreview-make" in c["tip_result"]["reason"]
+
+
+def _sleepers() -> list[str]:
+    out = subprocess.run(["pgrep", "-af", "sleep 86400"], capture_output=True, text=True).stdout
+    return [l for l in out.splitlines() if "pgrep" not in l]
+
+
+def test_a_build_that_hangs_is_a_timeout_cell_and_leaves_nothing_running(kernel_tree):
+    start = time.monotonic()
+    proc = mmreview("test", str(SERIES / "hostile-hang.mbox"), "--arch", "x86_64", "--suite", "vma",
+                    "--build-timeout", "15", "--json", "-q", timeout=600)
+    cells = {c["binary"]: c for c in json.loads(proc.stdout)}
+    assert proc.returncode == 1, proc.stderr
+    vma = cells["vma"]
+    assert vma["tip"] == "timeout" and vma["verdict"] == "changed-failure", vma
+    assert "did not finish in 15 s" in vma["tip_result"]["reason"]
+    assert time.monotonic() - start < 300
+    assert _sleepers() == [], "the hung build's processes outlived it"
+
+
+def test_no_sandbox_is_said_in_the_review_and_reports(kernel_tree):
+    code, review, err = check_json("vma-fix.mbox", "--arch", "x86_64", "--binary", "vma", "--no-sandbox",
+                                   "--ignore", "checkpatch")
+    assert code == 0, err
+    assert review["sandbox"]["confined"] is False
+    assert "NOT confined" in review["confinement"]
+    md = mmreview("report", str(_saved(err)), "--format", "markdown")
+    assert b"NOT confined" in md.stdout
+
+
+def test_without_bubblewrap_the_matrix_refuses_in_one_line(kernel_tree, tmp_path):
+    # A PATH with everything /usr/bin and /bin have except bwrap: this test is about its absence.
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for d in ("/usr/bin", "/bin"):
+        for p in Path(d).iterdir():
+            if p.name != "bwrap" and not (bin_ / p.name).exists():
+                (bin_ / p.name).symlink_to(p)
+    start = time.monotonic()
+    for cmd in (["check", str(SERIES / "vma-fix.mbox"), "--arch", "x86_64", "-q"],
+                ["test", str(SERIES / "vma-fix.mbox"), "--arch", "x86_64", "-q"]):
+        proc = mmreview(*cmd, env={"PATH": str(bin_)})
+        err = proc.stderr.decode().strip().splitlines()
+        assert proc.returncode == 3, proc.stderr
+        assert len(err) == 1 and "bwrap is not installed" in err[0] and "--no-sandbox" in err[0] \
+            and "apt-get install bubblewrap" in err[0], err
+        assert "Traceback" not in proc.stderr.decode()
+    assert time.monotonic() - start < 60, "it must refuse before any build"
+    # the rules need no sandbox: they run no series code
+    proc = mmreview("rules", str(SERIES / "vma-fix.mbox"), env={"PATH": str(bin_)})
+    assert proc.returncode in (0, 1), proc.stderr
+
+
+def test_checkpatch_comes_from_the_base_not_the_series(kernel_tree, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    from mmreview.tree import cache_dir
+    proc = mmreview("rules", str(SERIES / "hostile-checkpatch.mbox"), "--json",
+                    env={"HOME": str(home), "XDG_CACHE_HOME": str(cache_dir().parent)})
+    assert proc.returncode in (0, 1), proc.stderr
+    assert list(home.iterdir()) == [] and not Path("/root/PWNED-mmreview-checkpatch").exists(), \
+        "the series' own scripts/checkpatch.pl ran"
+
+
+def test_a_series_cannot_exempt_itself_or_rewrite_the_lock_order(kernel_tree):
+    proc = mmreview("rules", str(SERIES / "hostile-review.mbox"), "--json")
+    review = json.loads(proc.stdout)
+    assert proc.returncode == 1, proc.stderr
+    found = {(f["rule"], f["patch"], f["file"]) for f in review["findings"]}
+    # the series' .mmreview.toml does not switch lock-order off, and its code is checked against
+    # the base's order, not the one patch 2 writes into mm/rmap.c
+    assert ("lock-order", 3, "mm/vma.c") in found, review["findings"]
+    # ... and the rewrite of the documented order is a finding of its own
+    assert ("lock-order", 2, "mm/rmap.c") in found, review["findings"]
