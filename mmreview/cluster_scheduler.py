@@ -61,7 +61,6 @@ class ClusterScheduler(_Scheduler):
         self.cluster = cluster
         self.client = cluster.client
         self.futures: dict = {}                 # future -> _Build
-        self.worker_of: dict[int, str] = {}     # id(_Build) -> the worker that built it
         self._payloads: dict[str, tuple[str, object]] = {}   # rev -> (hash, scattered future)
         self._starts: dict[str, list[tuple[str, str]]] = {}  # build -> [(label, worker)]
         self._n = 0
@@ -237,7 +236,6 @@ class ClusterScheduler(_Scheduler):
             local = self.export_for(b.rev)
             outcome.recipe = recipe_problem(res["log"].replace(str(src), str(local)), b.spec, local,
                                             self.co.path, b.rev)
-        self.worker_of[id(b)] = worker
         with self.lock:
             self.builds.append({"label": b.label, "seconds": round(outcome.duration, 2),
                                 "cache_hits": outcome.cache_hits, "cache_misses": outcome.cache_misses,
