@@ -241,9 +241,10 @@ def _encode_addr(addr: str) -> str:
     name, mail = email.utils.parseaddr(addr)
     if not name:
         return mail or addr
-    if name.isascii():
+    if name.isascii() and mail.isascii():
         return email.utils.formataddr((name, mail))
-    return f"{_rfc2047(name)} <{mail}>"
+    # An internationalised address (SMTPUTF8) stays as it is: formataddr refuses it.
+    return f"{_encode_header(name)} <{mail}>"
 
 
 def am_bytes(mail: Mail, subject: str, author: str, body_bytes: bytes) -> bytes:
