@@ -245,6 +245,6 @@ def test_an_internationalised_address_is_taken_as_written():
     """Found by the 10,000-example run: a From: whose address itself is not ASCII (SMTPUTF8) made
     Python's formataddr raise while the mail was turned back into what git am reads."""
     mail = (SERIES / "clean-3.mbox").read_bytes().replace(
-        b"From: Ada Reviewer <ada@example.org>", "From: Zoë <zoë@exämple.org>".encode(), 1)
+        b"From: Ada Reviewer <ada@example.org>", "From: Zoë <zoë@exämple.org>".encode())
     s = load_series("-", stdin=io.BytesIO(mail))
     assert "zoë@exämple.org" in s.mbox_bytes().decode("utf-8", "replace")
