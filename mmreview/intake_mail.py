@@ -267,4 +267,5 @@ def am_bytes(mail: Mail, subject: str, author: str, body_bytes: bytes) -> bytes:
              "Content-Transfer-Encoding: 8bit"]
     if not body_bytes.endswith(b"\n"):
         body_bytes += b"\n"
-    return ("\n".join(head) + "\n\n").encode("ascii", "replace") + body_bytes
+    # ASCII but for an internationalised address, which has no encoded form: UTF-8, as SMTPUTF8 sends it.
+    return ("\n".join(head) + "\n\n").encode("utf-8") + body_bytes
