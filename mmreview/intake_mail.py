@@ -241,9 +241,10 @@ def _encode_addr(addr: str) -> str:
     name, mail = email.utils.parseaddr(addr)
     if not name:
         return mail or addr
-    if name.isascii():
+    if name.isascii() and mail.isascii():
         return email.utils.formataddr((name, mail))
-    return f"{_rfc2047(name)} <{mail}>"
+    # An internationalised address (SMTPUTF8) stays as it is: formataddr refuses it.
+    return f"{_encode_header(name)} <{mail}>"
 
 
 def am_bytes(mail: Mail, subject: str, author: str, body_bytes: bytes) -> bytes:
@@ -266,4 +267,5 @@ def am_bytes(mail: Mail, subject: str, author: str, body_bytes: bytes) -> bytes:
              "Content-Transfer-Encoding: 8bit"]
     if not body_bytes.endswith(b"\n"):
         body_bytes += b"\n"
-    return ("\n".join(head) + "\n\n").encode("ascii", "replace") + body_bytes
+    # ASCII but for an internationalised address, which has no encoded form: UTF-8, as SMTPUTF8 sends it.
+    return ("\n".join(head) + "\n\n").encode("utf-8") + body_bytes

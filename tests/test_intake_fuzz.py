@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from conftest import SERIES
 from mmreview.errors import MmreviewError
 from mmreview.intake import load_series
 from mmreview.textsafe import visible
@@ -238,3 +239,12 @@ def test_intake_never_raises_anything_else(data: bytes):
 @given(mailboxes())
 def test_intake_never_raises_anything_else_10000(data: bytes):
     _check(data)
+
+
+def test_an_internationalised_address_is_taken_as_written():
+    """Found by the 10,000-example run: a From: whose address itself is not ASCII (SMTPUTF8) made
+    Python's formataddr raise while the mail was turned back into what git am reads."""
+    mail = (SERIES / "clean-3.mbox").read_bytes().replace(
+        b"From: Ada Reviewer <ada@example.org>", "From: Zoë <zoë@exämple.org>".encode())
+    s = load_series("-", stdin=io.BytesIO(mail))
+    assert "zoë@exämple.org" in s.mbox_bytes().decode("utf-8", "replace")
