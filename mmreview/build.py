@@ -44,7 +44,7 @@ from .suites import SUITES, Suite, export_paths, key_paths
 from .targets import Target, compiler_version
 from .tree import cache_dir
 
-CACHE_SCHEMA = "6"
+CACHE_SCHEMA = "7"
 LOG_READ = 4 << 20          # a log is read as its first and last 4 MiB: a test may print gigabytes
 
 # Appended after the suite's own flags: drop its sanitizers, add the target's choice.
@@ -250,6 +250,8 @@ class BuildOutcome:
     errors: list[str] = field(default_factory=list)   # every distinct error, as in the tree
     timed_out: bool = False
     escapes: list[str] = field(default_factory=list)  # what the build tried outside its directory
+    writable: tuple[Path, ...] = ()  # the copy's directories make (and the tests) may write: the rest
+                                     # are hard links to the export, read-only in the sandbox
     cache_hits: int = 0             # objects the compiler cache had (ccache's stats log)
     cache_misses: int = 0
 
@@ -344,6 +346,7 @@ def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: Process
         return BuildOutcome(False, suite_dir, log, time.monotonic() - start, error=[why], absent=True)
     writable = (spec.suite.directory, "tools/testing/shared")
     _link_copy(export, src, writable)
+    rw_dirs = tuple(src / d for d in writable if (src / d).is_dir())
     env = compiler_cache_env(cache_base, box, trusted) if cache_base else {}
     cmd = ["make", "-C", str(suite_dir), "-f", str(mk),
            *spec.make_args(src, launcher="ccache" if env else ""), *spec.binaries]
@@ -354,13 +357,13 @@ def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: Process
                                      / "ccache-stats.log")
     jail = None
     if box is not None and box.confined:
-        if box.as_nobody:       # directories to write in (the export's files stay read-only)
-            give_to_nobody(src, files=False)
-            for d in writable:
-                if (src / d).is_dir():
-                    give_to_nobody(src / d)
-        ro = [mk, *([Path(spec.urcu_prefix)] if spec.urcu_prefix else [])]
-        rw = [src]
+        if box.as_nobody:
+            for d in rw_dirs:
+                give_to_nobody(d)
+        # The copy read-only (its files are the export's, shared by every build of this revision
+        # and, on a cluster worker, kept for the next review), the directories make writes in not.
+        ro = [src, mk, *([Path(spec.urcu_prefix)] if spec.urcu_prefix else [])]
+        rw = list(rw_dirs)
         if env:
             (rw if trusted else ro).append(Path(env["CCACHE_DIR"]))
         jail = box.jail(workdir / "box-build", writable=tuple(rw), readonly=tuple(ro),
@@ -372,13 +375,13 @@ def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: Process
     if ran.timed_out:
         why = f"the build did not finish in {timeout:.0f} s"
         return BuildOutcome(False, suite_dir, log, time.monotonic() - start, error=[why], src=src,
-                            timed_out=True, escapes=ran.escapes)
+                            timed_out=True, escapes=ran.escapes, writable=rw_dirs)
     text = "" if ok else read_log(log)
     error = [] if ok else [tree_relative(l, src, spec.suite.directory) for l in first_build_error(text)]
     errors = [] if ok else [tree_relative(l, src, spec.suite.directory) for l in build_errors(text)]
     recipe = "" if ok or repo is None else recipe_problem(text, spec, src, repo, rev)
     return BuildOutcome(ok, suite_dir, log, time.monotonic() - start, error=error, built=built,
-                        src=src, recipe=recipe, errors=errors, escapes=ran.escapes,
+                        src=src, recipe=recipe, errors=errors, escapes=ran.escapes, writable=rw_dirs,
                         cache_hits=hits, cache_misses=misses)
 
 

@@ -214,8 +214,8 @@ def run_binary(spec: BuildSpec, bin_: Binary, outcome: BuildOutcome, procs: Proc
     if box is not None and outcome.src is not None:
         # Address space is limited only where no sanitizer reserves terabytes of shadow.
         vm = 0 if spec.sanitizers else 16 << 30
-        jail = box.jail(workdir / f"box-{bin_.name}", writable=(outcome.src,),
-                        readonly=tuple(Path(p) for p in [spec.urcu_prefix] if p),
+        jail = box.jail(workdir / f"box-{bin_.name}", writable=outcome.writable,
+                        readonly=(outcome.src, *(Path(p) for p in [spec.urcu_prefix] if p)),
                         limits=Limits(cpu_seconds=int(timeout) + 5, address_bytes=vm))
     rc, timed_out, secs, escapes = procs.run(cmd, cwd=outcome.directory, log=log,
                                              timeout=timeout, env=env, jail=jail)
