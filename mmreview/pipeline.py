@@ -71,7 +71,7 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
     box = None
     if req.profile != "rules":      # no way to confine the series' code: exit 3 before any work
         from .matrix import confinement
-        box = confinement(tree.path, req.no_sandbox)
+        box = confinement(tree.path, req.no_sandbox, executor)
     base = req.base
     if base == FROM_TREE:
         base = committed_parent(tree.path, series)

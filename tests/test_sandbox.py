@@ -136,14 +136,28 @@ def test_no_sandbox_is_said_in_the_review_and_reports(kernel_tree):
     assert b"NOT confined" in md.stdout
 
 
-def test_without_bubblewrap_the_matrix_refuses_in_one_line(kernel_tree, tmp_path):
-    # A PATH with everything /usr/bin and /bin have except bwrap: this test is about its absence.
+@pytest.fixture
+def no_bwrap(tmp_path) -> Path:
+    """A PATH with everything /usr/bin and /bin have except bwrap: these tests are about its absence."""
     bin_ = tmp_path / "bin"
     bin_.mkdir()
     for d in ("/usr/bin", "/bin"):
         for p in Path(d).iterdir():
             if p.name != "bwrap" and not (bin_ / p.name).exists():
                 (bin_ / p.name).symlink_to(p)
+    return bin_
+
+
+def test_a_cluster_worker_does_not_start_without_bubblewrap(no_bwrap):
+    proc = mmreview("worker", "tcp://127.0.0.1:9", "--targets", "x86_64", "--dry-run",
+                    env={"PATH": str(no_bwrap)})
+    err = proc.stderr.decode().strip().splitlines()
+    assert proc.returncode == 3 and len(err) == 1 and "bwrap is not installed" in err[0], err
+    assert mmreview("worker", "tcp://127.0.0.1:9", "--targets", "x86_64", "--dry-run").returncode == 0
+
+
+def test_without_bubblewrap_the_matrix_refuses_in_one_line(kernel_tree, no_bwrap):
+    bin_ = no_bwrap
     start = time.monotonic()
     for cmd in (["check", str(SERIES / "vma-fix.mbox"), "--arch", "x86_64", "-q"],
                 ["test", str(SERIES / "vma-fix.mbox"), "--arch", "x86_64", "-q"]):

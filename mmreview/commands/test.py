@@ -171,7 +171,7 @@ def test(
         suites_mod.select(profile, suite, binary,        # bad names fail before any work
                           {x.name: suites_mod.tree_binaries(t.path, "HEAD", x) for x in suites_mod.SUITES})
         s = load_series(series, t)
-        box = matrix_mod.confinement(t.path, no_sandbox)     # exit 3 before any work if none
+        box = matrix_mod.confinement(t.path, no_sandbox, executor)   # exit 3 before any work if none
         with apply_series(t, s, base=base) as co:
             if not co.result.ok:
                 msg = _did_not_apply(co.result)

@@ -53,7 +53,8 @@ def worker(
     """Serve `mmreview check|test --cluster` from this machine: a Dask worker that offers the
     targets `mmreview targets` says this machine runs.
 
-    Exit 3 when a target named with --targets is not available here (it says why), or none is."""
+    Exit 3 when a target named with --targets is not available here (it says why), or none is,
+    or when this machine cannot confine series code (bubblewrap)."""
     def body() -> int:
         if "://" not in address:
             raise BadInput(address, "not a scheduler address (tcp://HOST:PORT)")
@@ -70,6 +71,10 @@ def worker(
         if not offered:
             raise InfraError("mmreview worker", "no target is available on this machine "
                                                 "(see `mmreview targets`)")
+        from ..sandbox import INSTALL_HINT, probe
+        if not probe()[0]:      # a cluster runs strangers' series: a worker that cannot confine them
+            raise InfraError("mmreview worker", f"cannot confine series code here: {probe()[1]}; "
+                                                f"{INSTALL_HINT}")
         n = threads or targets_mod.cpu_count()
         argv = worker_argv(address, offered, n, name)
         if dry_run:
