@@ -457,6 +457,17 @@ class summaries:
         return eff
 
 
+def _released(held: list, lid: str) -> list:
+    """`held` after `lid` is released: its innermost hold, and what releasing it also releases."""
+    held = list(held)
+    for j in range(len(held) - 1, -1, -1):
+        if held[j][0] == lid:
+            del held[j]
+            break
+    extra = ALSO_RELEASES.get(lid, ())
+    return [h for h in held if h[0] not in extra]
+
+
 def violations(calls, order: dict[tuple[str, str], Order],
                helpers: "summaries | None" = None) -> list[Violation]:
     """Walk lock calls in textual order (flow-insensitive); report each acquire of a lock
@@ -476,12 +487,7 @@ def violations(calls, order: dict[tuple[str, str], Order],
                 continue
             for kind, lid in eff.events:
                 if kind == "drop":
-                    for j in range(len(held) - 1, -1, -1):
-                        if held[j][0] == lid:
-                            del held[j]
-                            break
-                    for extra in ALSO_RELEASES.get(lid, ()):
-                        held = [h for h in held if h[0] != extra]
+                    held = _released(held, lid)
                     continue
                 for hid, hcall, failed in held:
                     if failed is not None or hcall.name in TRYLOCK:
@@ -499,12 +505,7 @@ def violations(calls, order: dict[tuple[str, str], Order],
                 held.append((lid, c, failed))
             continue
         if kind == "release":
-            for j in range(len(held) - 1, -1, -1):
-                if held[j][0] == lid:
-                    del held[j]
-                    break
-            for extra in ALSO_RELEASES.get(lid, ()):
-                held = [h for h in held if h[0] != extra]
+            held = _released(held, lid)
             continue
         for hid, hcall, failed in held:
             o = order.get((lid, hid))
