@@ -352,9 +352,6 @@ def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: Process
            *spec.make_args(src, launcher="ccache" if env else ""), *spec.binaries]
     # -k: one binary failing to link must not hide whether the others build.
     cmd.insert(1, "-k")
-    if env:     # per build, and written where even a read-only cache's build may write
-        env["CCACHE_STATSLOG"] = str(workdir / ("box-build/ccache-tmp" if box and box.confined else "")
-                                     / "ccache-stats.log")
     jail = None
     if box is not None and box.confined:
         if box.as_nobody:
@@ -368,6 +365,8 @@ def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: Process
             (rw if trusted else ro).append(Path(env["CCACHE_DIR"]))
         jail = box.jail(workdir / "box-build", writable=tuple(rw), readonly=tuple(ro),
                         limits=Limits(cpu_seconds=int(timeout), address_bytes=8 << 30))
+    if env:     # per build, and where even a build with a read-only cache may write
+        env["CCACHE_STATSLOG"] = str((jail.tool_dir if jail else workdir) / "ccache-stats.log")
     ran = procs.run(cmd, cwd=suite_dir, log=log, env=env, timeout=timeout, jail=jail)
     hits, misses = _cache_counts(Path(env["CCACHE_STATSLOG"])) if env else (0, 0)
     built = [b for b in spec.binaries if (suite_dir / b).is_file() and not (suite_dir / b).is_symlink()]

@@ -141,6 +141,12 @@ class Jail:
 
     HOME = "/home/mmreview"
 
+    @property
+    def tool_dir(self) -> Path:
+        """Writable in the sandbox and not looked at as an escape: for the tools mmreview runs
+        there (ccache's temporary files and stats log)."""
+        return self.scratch / "ccache-tmp"
+
     def command(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
         args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         hidden = [p for p in dict.fromkeys((*_PRIVATE, os.path.expanduser("~"), *self.box.hidden))
@@ -166,7 +172,7 @@ class Jail:
         full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C",
                     "HOME": self.HOME, "TMPDIR": "/tmp", **env}
         if "CCACHE_DIR" in full_env:
-            full_env["CCACHE_TEMPDIR"] = str(self.scratch / "ccache-tmp")
+            full_env["CCACHE_TEMPDIR"] = str(self.tool_dir)
         for k, v in full_env.items():
             args += ["--setenv", k, v]
         args += ["--chdir", str(cwd), "--"]
