@@ -234,6 +234,8 @@ CASES = [
     C("unknown-format", "check {clean} --format pdf -q", 2, "--format pdf: unknown format"),
     C("unknown-fail-on", "check {clean} --fail-on panic -q", 2, "--fail-on panic"),
     C("unknown-target", "check {clean} --arch vax -q", 2, "--arch vax: unknown architecture"),
+    C("build-timeout-zero", "test {clean} --build-timeout 0", 2, "--build-timeout"),
+    C("build-timeout-not-a-number", "check {clean} --build-timeout soon -q", 2, "--build-timeout"),
     C("unknown-target-rules-only", "check {clean} --arch vax --profile rules -q", 2,
       "--arch vax: unknown architecture"),
     C("test-unknown-profile", "test {clean} --profile fast", 2, "--profile fast"),
