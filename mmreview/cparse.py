@@ -231,6 +231,16 @@ def parent_chain(node: Node):
         n = n.parent
 
 
+def nodes_of(root: Node, *types: str):
+    """Every node of `types` under `root` (itself included), depth first."""
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        if n.type in types:
+            yield n
+        stack.extend(n.children)
+
+
 def identifiers(fn: Function | Node, lines: set[int] | None = None) -> list[tuple[str, int]]:
     """(identifier, line) in code (comments and strings excluded), optionally only on `lines`."""
     root = fn.node if isinstance(fn, Function) else fn

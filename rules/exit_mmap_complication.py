@@ -21,7 +21,7 @@ flag set on the failure path that only fork's own error handling reads, comments
 
 import re
 
-from mmreview.cparse import identifiers
+from mmreview.cparse import identifiers, nodes_of
 from mmreview.forkfail import (HISTORIC, State, failure_calls, failure_states, reachable,
                                set_anywhere, states_in)
 from mmreview.rulehelpers import changed_functions, in_mm
@@ -235,34 +235,21 @@ def _bounds(ctx, ch, chain):
 
 
 def _loop_conditions(node):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n.type in ("while_statement", "do_statement", "for_statement"):
-            c = n.child_by_field_name("condition")
-            if c is not None:
-                yield c
-        stack.extend(n.children)
+    for n in nodes_of(node, "while_statement", "do_statement", "for_statement"):
+        c = n.child_by_field_name("condition")
+        if c is not None:
+            yield c
 
 
 def _relations(cond):
-    stack = [cond]
-    while stack:
-        n = stack.pop()
-        if n.type == "binary_expression":
-            op = n.child_by_field_name("operator")
-            if op is not None and op.type in RELATIONAL:
-                yield op.type, n.child_by_field_name("right").text.decode()
-        stack.extend(n.children)
+    for n in nodes_of(cond, "binary_expression"):
+        op = n.child_by_field_name("operator")
+        if op is not None and op.type in RELATIONAL:
+            yield op.type, n.child_by_field_name("right").text.decode()
 
 
 def _assignments(node):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n.type == "assignment_expression":
-            yield n
-        stack.extend(n.children)
+    return nodes_of(node, "assignment_expression")
 
 
 def _new_params(ctx, ch, chain):
