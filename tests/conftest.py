@@ -46,6 +46,17 @@ def mmreview(*args: str, input: bytes | None = None, env: dict | None = None,
                           env={**os.environ, **(env or {})}, cwd=REPO)
 
 
+def not_a_kernel_repo(d: Path) -> Path:
+    """A git repository with one commit and no kernel in it."""
+    repo = d / "not-a-kernel"
+    repo.mkdir()
+    git(repo, "init", "--quiet")
+    (repo / "README").write_text("no maple tree here\n")
+    git(repo, "add", "README")
+    git(repo, "commit", "--quiet", "-m", "init")
+    return repo
+
+
 @pytest.fixture(scope="session")
 def kernel_tree() -> Path:
     """The provisioned default tree (bare), built on first use."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_SHA, MMREVIEW, SERIES, git, mmreview
+from conftest import BASE_SHA, MMREVIEW, SERIES, git, mmreview, not_a_kernel_repo
 
 
 def snapshot(repo: Path) -> dict:
@@ -183,12 +183,7 @@ def test_tree_that_is_not_git_or_not_kernel(tmp_path, made_series, cache):
     plain.mkdir()
     proc = mmreview("apply", str(made_series["clean"]), "--tree", str(plain), env=cache)
     assert proc.returncode == 2 and "not a git repository" in proc.stderr.decode()
-    other = tmp_path / "other"
-    other.mkdir()
-    git(other, "init", "-q")
-    (other / "README").write_text("hi\n")
-    git(other, "add", "README")
-    git(other, "commit", "-q", "-m", "x")
+    other = not_a_kernel_repo(tmp_path)
     proc = mmreview("apply", str(made_series["clean"]), "--tree", str(other), env=cache)
     assert proc.returncode == 2 and "not a kernel tree (no lib/maple_tree.c" in proc.stderr.decode()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MMREVIEW, REPO, SERIES, git
+from conftest import MMREVIEW, REPO, SERIES, git, not_a_kernel_repo
 from mmreview.intake_diff import check_diff, unquote_path
 from mmreview.intake_mail import split_mbox
 from mmreview.textsafe import visible
@@ -85,13 +85,7 @@ def _reply_only() -> bytes:
 
 
 def _git_repo(d: Path) -> Path:
-    repo = d / "not-a-kernel"
-    repo.mkdir()
-    git(repo, "init", "--quiet")
-    (repo / "README").write_text("no maple tree here\n")
-    git(repo, "add", "README")
-    git(repo, "commit", "--quiet", "-m", "init")
-    return repo
+    return not_a_kernel_repo(d)
 
 
 def _review(d: Path) -> Path:
