@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmreview.checkout import apply_series          # noqa: E402
-from mmreview.intake import load_series             # noqa: E402
-from mmreview.tree import init_default_tree, open_tree   # noqa: E402
+from mmreview.apply.checkout import apply_series          # noqa: E402
+from mmreview.intake.read import load_series             # noqa: E402
+from mmreview.kernel.trees import init_default_tree, open_tree   # noqa: E402
 
 # The CLI this Python's environment installed (the venv's entry point), not whatever is on PATH.
 MMREVIEW = str(Path(sys.executable).with_name("mmreview"))

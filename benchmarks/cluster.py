@@ -34,8 +34,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mmreview.targets import cpu_count  # noqa: E402
-from mmreview.tree import cache_dir, open_tree  # noqa: E402
+from mmreview.matrix.targets import cpu_count  # noqa: E402
+from mmreview.kernel.trees import cache_dir, open_tree  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MMREVIEW = str(BIN / "mmreview")

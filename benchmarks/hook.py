@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mmreview import tree as tree_mod  # noqa: E402
+from mmreview.kernel import trees as tree_mod  # noqa: E402
 
 # The CLI this Python's environment installed (the venv's entry point), not whatever is on PATH.
 MMREVIEW = str(Path(sys.executable).with_name("mmreview"))
@@ -92,7 +92,7 @@ def main() -> None:
                 raise SystemExit(f"push {run} was not a clean 10-patch review:\n{p.stderr}")
             assert "(v1, 10 patches)" in p.stderr, p.stderr
             # The review alone, in process, with its stages timed.
-            from mmreview.pipeline import CheckRequest, run_check
+            from mmreview.review.pipeline import CheckRequest, run_check
             stages: list[tuple[str, float]] = []
             last = [time.monotonic()]
 
@@ -110,10 +110,10 @@ def main() -> None:
             stages.append((current[0], time.monotonic() - last[0]))
             assert r.verdict == "clean" and len(r.apply) == 10, r.summary()
             # Where the rules' time goes, one rule at a time, on the same commits.
-            from mmreview.intake import load_series
-            from mmreview.pipeline import committed_checkout
-            from mmreview.rules_engine import run_rules
-            from mmreview.tree import open_tree
+            from mmreview.intake.read import load_series
+            from mmreview.review.pipeline import committed_checkout
+            from mmreview.rules.engine import run_rules
+            from mmreview.kernel.trees import open_tree
             t = open_tree(repo)
             series = load_series(f"master..{tip}", t)
             per_rule = run_rules(series, committed_checkout(t, series, "master")).seconds

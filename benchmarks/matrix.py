@@ -43,12 +43,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mmreview import suites as suites_mod  # noqa: E402
-from mmreview.build import WRAPPER_MK, BuildSpec  # noqa: E402
-from mmreview.checkout import apply_series  # noqa: E402
-from mmreview.intake import load_series  # noqa: E402
-from mmreview.targets import availability, cpu_count, parse_arch_list  # noqa: E402
-from mmreview.tree import cache_dir, open_tree  # noqa: E402
+from mmreview.matrix import suites as suites_mod  # noqa: E402
+from mmreview.matrix.build import WRAPPER_MK, BuildSpec  # noqa: E402
+from mmreview.apply.checkout import apply_series  # noqa: E402
+from mmreview.intake.read import load_series  # noqa: E402
+from mmreview.matrix.targets import availability, cpu_count, parse_arch_list  # noqa: E402
+from mmreview.kernel.trees import cache_dir, open_tree  # noqa: E402
 
 # The CLI this Python's environment installed (the venv's entry point), not whatever is on PATH.
 MMREVIEW = str(Path(sys.executable).with_name("mmreview"))
@@ -113,7 +113,7 @@ def sequential_script(series: str, arch: str | None, profile: str, work: Path,
 
 
 def _exists(co, rev: str, path: str) -> bool:
-    from mmreview.gitutil import run_git
+    from mmreview.common.git import run_git
     return run_git(co.path, "cat-file", "-e", f"{rev}:{path}", check=False).returncode == 0
 
 

@@ -25,11 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest_rules import BASE, make_mbox, scratch_clone  # noqa: E402
-from mmreview.checkout import apply_series  # noqa: E402
-from mmreview.cparse import parse  # noqa: E402
-from mmreview.intake import load_series  # noqa: E402
-from mmreview.rules_engine import run_rules  # noqa: E402
-from mmreview.tree import default_tree_path, open_tree  # noqa: E402
+from mmreview.apply.checkout import apply_series  # noqa: E402
+from mmreview.rules.analysis.cparse import parse  # noqa: E402
+from mmreview.intake.read import load_series  # noqa: E402
+from mmreview.rules.engine import run_rules  # noqa: E402
+from mmreview.kernel.trees import default_tree_path, open_tree  # noqa: E402
 
 FILES = ["mm/vma.c", "mm/mmap.c", "mm/memory.c", "kernel/fork.c", "lib/maple_tree.c"]
 

@@ -31,10 +31,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mmreview.checkout import apply_series  # noqa: E402
-from mmreview.intake import load_series  # noqa: E402
-from mmreview.rules_engine import run_rules  # noqa: E402
-from mmreview.tree import open_tree, tree_path  # noqa: E402
+from mmreview.apply.checkout import apply_series  # noqa: E402
+from mmreview.intake.read import load_series  # noqa: E402
+from mmreview.rules.engine import run_rules  # noqa: E402
+from mmreview.kernel.trees import open_tree, tree_path  # noqa: E402
 
 PATHS = ["mm/", "lib/maple_tree.c", "lib/xarray.c", "include/linux/mm*.h"]
 IDENT = {"GIT_AUTHOR_NAME": "mmreview precision", "GIT_AUTHOR_EMAIL": "precision@example.org",

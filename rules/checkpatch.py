@@ -20,7 +20,7 @@ from pathlib import Path
 
 from unidiff import PatchSet
 
-from mmreview.errors import InfraError
+from mmreview.common.errors import InfraError
 
 ID = "checkpatch"
 SEVERITY = "warning"       # each finding keeps checkpatch's own level (ERROR -> error, WARNING -> warning)

@@ -14,7 +14,7 @@ returned; a goto to a cleanup label on the success path.
 
 import re
 
-from mmreview.rulehelpers import changed_functions
+from mmreview.rules.helpers import changed_functions
 
 ID = "error-path-needs-test"
 SEVERITY = "warning"

@@ -21,10 +21,10 @@ flag set on the failure path that only fork's own error handling reads, comments
 
 import re
 
-from mmreview.cparse import identifiers, nodes_of
-from mmreview.forkfail import (HISTORIC, State, failure_calls, failure_states, reachable,
+from mmreview.rules.analysis.cparse import identifiers, nodes_of
+from mmreview.rules.analysis.forkfail import (HISTORIC, State, failure_calls, failure_states, reachable,
                                set_anywhere, states_in)
-from mmreview.rulehelpers import changed_functions, in_mm
+from mmreview.rules.helpers import changed_functions, in_mm
 
 ID = "exit-mmap-complication"
 SEVERITY = "error"

@@ -16,7 +16,7 @@ A series that edits the documented order itself gets a warning of its own at tha
 order needs its own review, and the series' code is still checked against the base's.
 """
 
-from mmreview.lockorder import NoHierarchy, lock_event, parse_hierarchy, summaries, violations
+from mmreview.rules.analysis.lockorder import NoHierarchy, lock_event, parse_hierarchy, summaries, violations
 
 ID = "lock-order"
 SEVERITY = "error"

@@ -16,7 +16,7 @@ result is returned, assigned and tested, or tested with an unwind (goto, return,
 
 import re
 
-from mmreview.rulehelpers import changed_functions, in_mm
+from mmreview.rules.helpers import changed_functions, in_mm
 
 ID = "maple-store-alloc"
 SEVERITY = "warning"

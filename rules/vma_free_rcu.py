@@ -13,7 +13,7 @@ policy); the implementation of vm_area_free() itself.
 
 import re
 
-from mmreview.rulehelpers import changed_functions
+from mmreview.rules.helpers import changed_functions
 
 ID = "vma-free-rcu"
 SEVERITY = "info"

@@ -13,7 +13,7 @@ comparing against XA_ZERO_ENTRY) without storing it.
 
 import re
 
-from mmreview.rulehelpers import changed_functions, in_mm
+from mmreview.rules.helpers import changed_functions, in_mm
 
 ID = "xa-zero-marker"
 SEVERITY = "error"

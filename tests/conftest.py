@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mmreview import tree as tree_mod
+from mmreview.kernel import trees as tree_mod
 
 REPO = Path(__file__).resolve().parents[1]
 SERIES = REPO / "series"

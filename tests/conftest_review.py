@@ -11,13 +11,13 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from mmreview.checkout import apply_series
-from mmreview.findings import Finding, NotApplied, RuleInfo
-from mmreview.intake import load_series
-from mmreview.pipeline import CheckRequest, new_review
-from mmreview.results import Cell, RunResult
-from mmreview.review import Review, TargetInfo
-from mmreview.tree import open_tree
+from mmreview.apply.checkout import apply_series
+from mmreview.rules.findings import Finding, NotApplied, RuleInfo
+from mmreview.intake.read import load_series
+from mmreview.review.pipeline import CheckRequest, new_review
+from mmreview.matrix.results import Cell, RunResult
+from mmreview.review.model import Review, TargetInfo
+from mmreview.kernel.trees import open_tree
 
 REPO = Path(__file__).resolve().parents[1]
 SERIES = REPO / "series"
@@ -129,7 +129,7 @@ def real(source: str, profile: str = "rules", arch: str | None = None,
          binary: str | None = None) -> Review:
     """A Review from the real pipeline (intake, apply, rules, and the matrix unless
     profile is "rules") on the provisioned tree."""
-    from mmreview.pipeline import run_check
+    from mmreview.review.pipeline import run_check
     src = source if ".." in source and not source.endswith(".mbox") else str(SERIES / source)
     return run_check(CheckRequest(source=src, profile=profile, arch=arch, binary=binary))
 

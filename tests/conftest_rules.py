@@ -283,7 +283,7 @@ def make_mbox(clone: Path, subject: str, blurb: str, patches: list, stamp: int =
 
 
 def generate(names=None, tree: Path | None = None) -> list[Path]:
-    from mmreview.tree import default_tree_path
+    from mmreview.kernel.trees import default_tree_path
     tree = tree or default_tree_path()
     names = names or list(SAMPLES)
     paths = sorted({e[0] for n in names for p in SAMPLES[n][2] for e in p[2]})

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from conftest import MMREVIEW, REPO, SERIES, git, not_a_kernel_repo
-from mmreview.intake_diff import check_diff, unquote_path
-from mmreview.intake_mail import split_mbox
-from mmreview.textsafe import visible
+from mmreview.intake.diffs import check_diff, unquote_path
+from mmreview.intake.mail import split_mbox
+from mmreview.common.textsafe import visible
 
 # ---------------------------------------------------------------- inputs
 

@@ -267,7 +267,7 @@ def test_local_run_does_not_import_dask():
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()
                 if line.startswith("import time:")]
-    assert "mmreview.matrix" in imported            # the matrix ran: a real local run
+    assert "mmreview.matrix.run" in imported            # the matrix ran: a real local run
     assert not [m for m in imported if m.split(".")[0] in ("distributed", "dask")]
 
 
@@ -349,7 +349,7 @@ def test_a_worker_dying_mid_run_is_rerun_elsewhere(kernel_tree, tmp_path):
 def test_every_target_full_profile_on_the_cluster_is_the_local_review(kernel_tree, tmp_path):
     """Every target the machine has, full profile, one worker per "machine" and target group
     (natives; qemu ones), against the same review run here."""
-    from mmreview.tree import cache_dir
+    from mmreview.kernel.trees import cache_dir
     c = LocalCluster(tmp_path)
     try:
         for name in ("native", "qemu"):       # riscv64's liburcu is a one-off set-up, not the tree

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BASE_SHA, BIN, MMREVIEW, VENV_PATH, git, mmreview
-from mmreview.hook import CHAINED, MARKER, push_ranges
+from mmreview.review.prepush import CHAINED, MARKER, push_ranges
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import BASE_SHA, SERIES, git, mmreview
-from mmreview import cli
-from mmreview.cliapp import app
-from mmreview.errors import BadInput
-from mmreview.intake import load_series
-from mmreview.intake_mail import split_mbox
+from mmreview.cli import main as cli
+from mmreview.cli.app import app
+from mmreview.common.errors import BadInput
+from mmreview.intake.read import load_series
+from mmreview.intake.mail import split_mbox
 
 cli._load_commands()
 runner = CliRunner()
@@ -147,7 +147,7 @@ def test_existing_path_wins_over_range(clone, tmp_path, monkeypatch):
 
 
 def _tree(path: Path):
-    from mmreview.tree import open_tree
+    from mmreview.kernel.trees import open_tree
     return open_tree(path)
 
 

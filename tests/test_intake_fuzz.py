@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import SERIES
-from mmreview.errors import MmreviewError
-from mmreview.intake import load_series
-from mmreview.textsafe import visible
+from mmreview.common.errors import MmreviewError
+from mmreview.intake.read import load_series
+from mmreview.common.textsafe import visible
 
 # ---------------------------------------------------------------- the parts of a mail
 

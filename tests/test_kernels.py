@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import git, mmreview
-from mmreview import kernels
-from mmreview import tree as tree_mod
+from mmreview.kernel import table as kernels
+from mmreview.kernel import trees as tree_mod
 
 KNOWN = "known kernels: 6.1, 6.12 (default), 7.2, 7.3"
 

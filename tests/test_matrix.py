@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import MMREVIEW, SERIES, mmreview
-from mmreview import targets as T
-from mmreview.tree import cache_dir
+from mmreview.matrix import targets as T
+from mmreview.kernel.trees import cache_dir
 
 
 def matrix(series: str, *args: str, timeout: float = 1800) -> tuple[int, dict, str]:
@@ -112,10 +112,10 @@ def test_tip_build_reuses_the_base_objects_but_recompiles_what_the_series_change
     series left alone from ccache (read-only: series code adds nothing to it), while lib/xarray.c
     (which it changed) is compiled again, so the broken xarray still crashes at the tip.  The
     command shown to the user has no ccache."""
-    from mmreview.checkout import apply_series
-    from mmreview.intake import load_series
-    from mmreview.matrix import run_matrix
-    from mmreview.tree import open_tree
+    from mmreview.apply.checkout import apply_series
+    from mmreview.intake.read import load_series
+    from mmreview.matrix.run import run_matrix
+    from mmreview.kernel.trees import open_tree
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     tree = open_tree(str(kernel_tree))
     with apply_series(tree, load_series(str(SERIES / "matrix-break-xarray.mbox"), tree)) as co:

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import GIT_ID, SERIES, git, mmreview
-from mmreview import suites
-from mmreview import targets as T
+from mmreview.matrix import suites
+from mmreview.matrix import targets as T
 
 
 def check(series: Path | str, tree: Path, *args: str) -> tuple[int, dict, str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import signal
 
-from mmreview.results import BUILD_FAILED, CRASH, FAIL, PASS, TIMEOUT, Cell, RunResult, verdict
-from mmreview.run_parse import first_build_error, parse_run
+from mmreview.matrix.results import BUILD_FAILED, CRASH, FAIL, PASS, TIMEOUT, Cell, RunResult, verdict
+from mmreview.matrix.parse import first_build_error, parse_run
 
 
 def run(out: str, rc: int | None = 0, **kw) -> RunResult:
@@ -93,7 +93,7 @@ def test_missing_input_is_a_build_error():
 
 
 def test_build_error_line_is_the_error_not_its_context():
-    from mmreview.run_parse import build_error_line
+    from mmreview.matrix.parse import build_error_line
     exc = ["/usr/bin/ld: vma.o: in function `remove_vma':",
            "/x/../../../mm/vma.c:332: undefined reference to `vma_close'",
            "collect2: error: ld returned 1 exit status"]
@@ -104,7 +104,7 @@ def test_paths_read_as_in_the_tree():
     """Compiler errors name the build copy; linker errors and sanitizer frames name the debug
     info's tree-relative path (builds compile with -ffile-prefix-map): both read as in the tree."""
     from pathlib import Path
-    from mmreview.build import tree_relative
+    from mmreview.matrix.build import tree_relative
     src = Path("/root/.cache/mmreview/matrix-work/123-ab/x86_64-radix-tree-0123456789/src")
     assert tree_relative(f"{src}/tools/testing/radix-tree/../../../lib/xarray.c:1150:17: error: 'foo'",
                          src) == "lib/xarray.c:1150:17: error: 'foo'"
@@ -119,7 +119,7 @@ def test_paths_read_as_in_the_tree():
 # ---------------------------------------------------------------- same failure, or a changed one
 
 def signed(out: str, rc: int | None = 0, **kw) -> RunResult:
-    from mmreview.run_parse import signature
+    from mmreview.matrix.parse import signature
     r = parse_run("i386", "radix-tree", "maple", out, rc, 3.0, **kw)
     r.signature = signature(r)
     return r
@@ -128,7 +128,7 @@ def signed(out: str, rc: int | None = 0, **kw) -> RunResult:
 def test_a_crash_where_the_base_timed_out_is_a_changed_failure():
     """7.3's i386 maple runs for hours at base (a timeout); a series making it crash at once
     must not hide behind that."""
-    from mmreview.results import V_CHANGED, V_PRE
+    from mmreview.matrix.results import V_CHANGED, V_PRE
     base = signed("maple_tree: running\n", None, timed_out=True, timeout=1350)
     tip = signed("maple: ../../../lib/maple_tree.c:4211: mas_wr_store_entry: Assertion `0' failed.\n",
                  -signal.SIGABRT)
@@ -138,7 +138,7 @@ def test_a_crash_where_the_base_timed_out_is_a_changed_failure():
 
 
 def test_the_same_check_failing_at_other_lines_is_preexisting_another_check_is_not():
-    from mmreview.results import V_CHANGED, V_PRE
+    from mmreview.matrix.results import V_CHANGED, V_PRE
     base = signed("BUG at check_find_1:1190\nmaple_tree: 1000 of 1003 tests passed\n")
     moved = signed("BUG at check_find_1:1212\nmaple_tree: 1001 of 1004 tests passed\n")
     other = signed("BUG at check_erase2_sets:377\nmaple_tree: 1000 of 1003 tests passed\n")
@@ -147,7 +147,7 @@ def test_the_same_check_failing_at_other_lines_is_preexisting_another_check_is_n
 
 
 def test_sanitizer_reports_compare_by_kind_and_first_frame_not_addresses():
-    from mmreview.results import V_CHANGED, V_PRE
+    from mmreview.matrix.results import V_CHANGED, V_PRE
     report = ("==123==ERROR: AddressSanitizer: heap-use-after-free on address 0x602000000010 at pc "
               "0x55 bp 0x7f sp 0x7e\n    #0 0x55d in mas_walk lib/maple_tree.c:{line}\n")
     base = signed(report.format(line=100), 1)
@@ -158,8 +158,8 @@ def test_sanitizer_reports_compare_by_kind_and_first_frame_not_addresses():
 
 def test_build_failures_compare_every_distinct_error():
     """6.12's vma link failure at base; the same at tip is pre-existing, one more error is not."""
-    from mmreview.results import V_CHANGED, V_PRE
-    from mmreview.run_parse import build_errors, signature
+    from mmreview.matrix.results import V_CHANGED, V_PRE
+    from mmreview.matrix.parse import build_errors, signature
     base_log = ("/usr/bin/ld: vma.o: in function `remove_vma':\nmm/vma.c:332: undefined reference to "
                 "`vma_close'\nmm/vma.c:1137: undefined reference to `vma_close'\ncollect2: error: ld "
                 "returned 1 exit status\n")

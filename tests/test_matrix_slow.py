@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mmreview import targets as T
+from mmreview.matrix import targets as T
 from test_matrix import matrix
 
 pytestmark = pytest.mark.slow

@@ -60,7 +60,7 @@ def test_body_verdict_first_wrapped_and_tag_pairing(name):
 
 def test_no_cover_letter_threads_under_patch_1():
     import copy
-    from mmreview.review import Review
+    from mmreview.review.model import Review
     r = Review.from_json(copy.deepcopy(samples.constructed_clean().to_json()))
     r.series.cover_message_id = None
     r.series.cover_subject = None

@@ -27,12 +27,12 @@ def test_one_case_per_cell_and_per_rule_and_patch(tmp_path):
     assert len(matrix) == len(review.cells)
     rules = [k for k in by if k[0] == "rules"]
     assert len(rules) == len(review.rules) * len(review.apply)
-    new = by[("matrix", "mmreview.matrix.x86_64.radix-tree", "xarray")]
+    new = by[("matrix", "mmreview.matrix.run.x86_64.radix-tree", "xarray")]
     fail = [r for r in new.result if isinstance(r, Failure)]
     assert fail and fail[0].type == "new-failure"
     assert "XArray: 8 of 10 tests passed" in fail[0].text
     assert "\x1b" not in fail[0].text            # control characters cleaned for XML
-    pre = by[("matrix", "mmreview.matrix.x86_64.vma", "vma")]
+    pre = by[("matrix", "mmreview.matrix.run.x86_64.vma", "vma")]
     assert any(isinstance(r, Skipped) for r in pre.result)
     assert xml.failures == 1
 
@@ -62,7 +62,7 @@ def test_every_review_parses(tmp_path, name):
 def test_real_new_failure_carries_its_excerpt(tmp_path):
     review = samples.REAL["regression"]()
     by = cases(parse(tmp_path, review))
-    case = by[("matrix", "mmreview.matrix.x86_64.radix-tree", "xarray")]
+    case = by[("matrix", "mmreview.matrix.run.x86_64.radix-tree", "xarray")]
     (fail,) = [r for r in case.result if isinstance(r, Failure)]
     assert fail.type == "new-failure"
     assert review.cells[0].tip.excerpt[0] in fail.text

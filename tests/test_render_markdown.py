@@ -9,10 +9,10 @@ import pytest
 from markdown_it import MarkdownIt
 
 import conftest_review as samples
-from mmreview.findings import Finding
+from mmreview.rules.findings import Finding
 from mmreview.render import render
 from mmreview.render.markdown import LIMIT, MARKER
-from mmreview.review import Review
+from mmreview.review.model import Review
 
 MD = MarkdownIt("commonmark", {"html": True}).enable("table")
 ALL = {**{f"constructed-{k}": v for k, v in samples.ALL.items()},

@@ -10,10 +10,10 @@ import pytest
 
 from conftest import REPO, SERIES, mmreview
 import conftest_review as samples
-from mmreview.errors import BadInput
-from mmreview.review import Review
+from mmreview.common.errors import BadInput
+from mmreview.review.model import Review
 
-SCHEMA = json.loads((REPO / "docs" / "review-schema.json").read_text())
+SCHEMA = json.loads((REPO / "mmreview" / "review" / "schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from mmreview import riscv_urcu
-from mmreview.errors import InfraError
-from mmreview.filelock import exclusive
+from mmreview.matrix import riscv_urcu
+from mmreview.common.errors import InfraError
+from mmreview.common.filelock import exclusive
 
 REPO = Path(__file__).resolve().parents[1]
 

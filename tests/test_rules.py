@@ -12,10 +12,10 @@ import pytest
 
 from conftest import SERIES, git, mmreview
 from conftest_rules import EXPECT, SAMPLES, make_mbox, scratch_clone
-from mmreview.checkout import apply_series
-from mmreview.intake import load_series
-from mmreview.rules_engine import load_rules, run_rules
-from mmreview.tree import open_tree
+from mmreview.apply.checkout import apply_series
+from mmreview.intake.read import load_series
+from mmreview.rules.engine import load_rules, run_rules
+from mmreview.kernel.trees import open_tree
 
 RULE_IDS = {"lock-order", "exit-mmap-complication", "xa-zero-marker", "maple-store-alloc",
             "error-path-needs-test", "vma-free-rcu", "checkpatch"}

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from conftest_rules import make_mbox, scratch_clone
-from mmreview.checkout import apply_series
-from mmreview.intake import load_series
-from mmreview.rules_engine import load_rules, run_rules
-from mmreview.tree import open_tree
+from mmreview.apply.checkout import apply_series
+from mmreview.intake.read import load_series
+from mmreview.rules.engine import load_rules, run_rules
+from mmreview.kernel.trees import open_tree
 
 EXIT = "\tmmu_notifier_release(mm);\n\n\tmmap_read_lock(mm);\n\tarch_exit_mmap(mm);\n"
 WHITESPACE = ("mm/mmap: whitespace in exit_mmap()", "A trailing blank.",

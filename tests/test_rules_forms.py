@@ -11,10 +11,10 @@ import pytest
 
 from conftest import git
 from conftest_rules import make_mbox, scratch_clone
-from mmreview.checkout import apply_series
-from mmreview.intake import load_series
-from mmreview.rules_engine import load_rules, run_rules
-from mmreview.tree import open_tree
+from mmreview.apply.checkout import apply_series
+from mmreview.intake.read import load_series
+from mmreview.rules.engine import load_rules, run_rules
+from mmreview.kernel.trees import open_tree
 from rule_cases import all_cases
 
 CASES = all_cases()

@@ -18,11 +18,11 @@ import pytest
 
 from conftest import git, mmreview
 from conftest_rules import EXPECT, SAMPLES, make_mbox, scratch_clone
-from mmreview.checkout import apply_series
-from mmreview.intake import load_series
-from mmreview.lockorder import is_mapped, parse_hierarchy
-from mmreview.rules_engine import run_rules
-from mmreview.tree import open_tree
+from mmreview.apply.checkout import apply_series
+from mmreview.intake.read import load_series
+from mmreview.rules.analysis.lockorder import is_mapped, parse_hierarchy
+from mmreview.rules.engine import run_rules
+from mmreview.kernel.trees import open_tree
 
 KERNELS = ["6.1", "6.12", "7.3"]
 FIXTURE = {"6.1": "tree_61", "6.12": "kernel_tree", "7.3": "tree_73"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import BASE_SHA, git
-from mmreview.cparse import parse
-from mmreview.lockorder import NoHierarchy, lock_event, parse_hierarchy, summaries, violations
+from mmreview.rules.analysis.cparse import parse
+from mmreview.rules.analysis.lockorder import NoHierarchy, lock_event, parse_hierarchy, summaries, violations
 
 
 @pytest.fixture(scope="module")

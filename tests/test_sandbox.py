@@ -25,7 +25,7 @@ PORT = 47391           # what series/hostile-tests.mbox connects to
 
 def marks() -> list[str]:
     """Files the hostile samples would leave if they got out."""
-    from mmreview.tree import cache_dir
+    from mmreview.kernel.trees import cache_dir
     homes = {os.path.expanduser("~"), "/root", "/tmp", os.environ.get("XDG_CACHE_HOME", "/tmp"),
              str(cache_dir() / "ccache"), str(cache_dir() / "ccache-nobody")}
     return sorted(p for h in homes for p in glob.glob(f"{h}/PWNED-mmreview*"))
@@ -91,7 +91,7 @@ def test_test_binaries_that_phone_home_are_blocked_and_reported(kernel_tree, lis
 
 def _saved(stderr: str) -> Path:
     """The review JSON `check` saved (it names it on stderr unless -q): the newest one."""
-    from mmreview.tree import cache_dir
+    from mmreview.kernel.trees import cache_dir
     return max((cache_dir() / "reviews").glob("*.json"), key=lambda p: p.stat().st_mtime)
 
 
@@ -176,7 +176,7 @@ def test_without_bubblewrap_the_matrix_refuses_in_one_line(kernel_tree, no_bwrap
 def test_checkpatch_comes_from_the_base_not_the_series(kernel_tree, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    from mmreview.tree import cache_dir
+    from mmreview.kernel.trees import cache_dir
     proc = mmreview("rules", str(SERIES / "hostile-checkpatch.mbox"), "--json",
                     env={"HOME": str(home), "XDG_CACHE_HOME": str(cache_dir().parent)})
     assert proc.returncode in (0, 1), proc.stderr

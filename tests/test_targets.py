@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from conftest import mmreview
-from mmreview import targets as T
-from mmreview.errors import BadInput
+from mmreview.matrix import targets as T
+from mmreview.common.errors import BadInput
 
 SIX = {"x86_64", "i386", "arm64", "s390x", "ppc64le", "riscv64"}
 

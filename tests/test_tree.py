@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BASE_SHA, MMREVIEW, git, mmreview
-from mmreview import tree as tree_mod
+from mmreview.kernel import trees as tree_mod
 
 PICK = ["Makefile", "lib/maple_tree.c", "mm/vma.c", "scripts/checkpatch.pl", "Documentation/Changes",
         ".gitignore"]

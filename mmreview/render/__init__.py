@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from ..findings import Finding
-from ..results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE, Cell
-from ..review import Review
+from mmreview.rules.findings import Finding
+from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE, Cell
+from mmreview.review.model import Review
 
 FORMATS = ("terminal", "markdown", "email", "json", "junit", "sarif", "terse")
 
@@ -44,22 +44,22 @@ def render(review: Review, fmt: str, **opts) -> str:
 def _renderer(fmt: str) -> Callable[..., str]:
     # Imported lazily: `mmreview report --format json` need not import rich's Syntax, etc.
     if fmt == "terminal":
-        from .terminal import render_text
+        from mmreview.render.terminal import render_text
         return render_text
     if fmt == "markdown":
-        from .markdown import render_markdown
+        from mmreview.render.markdown import render_markdown
         return render_markdown
     if fmt == "email":
-        from .email import render_email
+        from mmreview.render.email import render_email
         return render_email
     if fmt == "json":
-        from .json import render_json
+        from mmreview.render.json import render_json
         return render_json
     if fmt == "junit":
-        from .junit import render_junit
+        from mmreview.render.junit import render_junit
         return render_junit
     if fmt == "sarif":
-        from .sarif import render_sarif
+        from mmreview.render.sarif import render_sarif
         return render_sarif
     if fmt == "terse":
         return render_terse

@@ -28,8 +28,8 @@ from email.policy import SMTP
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
 
-from ..review import DID_NOT_APPLY, Review
-from . import VERDICT_LABEL, cell_detail, clean_log, failing_cells, plural, preexisting_lines, quote_patch
+from mmreview.review.model import DID_NOT_APPLY, Review
+from mmreview.render import VERDICT_LABEL, cell_detail, clean_log, failing_cells, plural, preexisting_lines, quote_patch
 
 WIDTH = 72
 DEFAULT_FROM = "mmreview <mmreview@localhost>"

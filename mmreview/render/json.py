@@ -1,8 +1,8 @@
-"""The Review as versioned JSON (docs/review-schema.json): what `mmreview report` reads back."""
+"""The Review as versioned JSON (mmreview/review/schema.json): what `mmreview report` reads back."""
 
 from __future__ import annotations
 
-from ..review import Review
+from mmreview.review.model import Review
 
 
 def render_json(review: Review, **_opts) -> str:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ..findings import Finding
-from ..results import NEW_VERDICTS, V_NOT_RUN, V_PRE
-from ..review import Review
-from . import cell_detail, clean_log, location
+from mmreview.rules.findings import Finding
+from mmreview.matrix.results import NEW_VERDICTS, V_NOT_RUN, V_PRE
+from mmreview.review.model import Review
+from mmreview.render import cell_detail, clean_log, location
 
 def _clean(s: str) -> str:
     """XML 1.0 forbids most control characters; compiler and sanitizer logs can hold them."""
@@ -63,7 +63,7 @@ def render_junit(review: Review, **_opts) -> str:
 
     matrix = _suite(root, "matrix")
     for c in review.cells:
-        case = _case(matrix, f"mmreview.matrix.{c.target}.{c.suite}", c.binary, c.tip.duration)
+        case = _case(matrix, f"mmreview.matrix.run.{c.target}.{c.suite}", c.binary, c.tip.duration)
         v = c.verdict
         if v in NEW_VERDICTS:
             text = "\n".join(c.tip.excerpt)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import html
 
-from ..results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
-from ..review import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
-from . import VERDICT_LABEL, cell_detail, clean_log, failing_cells, grid, location, preexisting_lines
+from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
+from mmreview.review.model import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
+from mmreview.render import VERDICT_LABEL, cell_detail, clean_log, failing_cells, grid, location, preexisting_lines
 
 MARKER = "<!-- mmreview:review -->"
 LIMIT = 65_536

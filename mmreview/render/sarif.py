@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from ..review import Review
+from mmreview.review.model import Review
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}

@@ -17,10 +17,10 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from ..results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
-from ..review import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
-from ..textsafe import visible as V
-from . import (VERDICT_LABEL, cell_detail, failing_cells, grid, location, plural,
+from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
+from mmreview.review.model import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
+from mmreview.common.textsafe import visible as V
+from mmreview.render import (VERDICT_LABEL, cell_detail, failing_cells, grid, location, plural,
                post_image_snippet, preexisting_lines, clean_log)
 
 VERDICT_STYLE = {CLEAN: "bold green", FINDINGS: "bold yellow", REGRESSIONS: "bold red",
@@ -45,7 +45,7 @@ def report_console(file=None) -> Console:
     out = file or sys.stdout
     tty = out.isatty()
     width = None if tty else int(os.environ.get("COLUMNS") or 100)
-    from ..cliapp import OutConsole
+    from mmreview.cli.app import OutConsole
     return OutConsole(file=out, width=width, highlight=False, emoji=False,
                       color_system="auto" if tty else None)
 

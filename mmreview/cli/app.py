@@ -1,0 +1,149 @@
+"""The typer application object and the one wrapper every command runs under.
+
+Commands live in `mmreview/commands/*.py`, each registering itself on `app`;
+they only parse options, call the engine, and render.  `run_command` turns an
+`MmreviewError` into one line on stderr and its exit code, never a traceback;
+so are the I/O faults a command meets on the way (a full disk, an unusable cache
+directory, git missing or failing): `oserror.as_error` says which they are.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Callable, TypeVar
+
+import typer
+from rich.console import Console
+
+from mmreview.common.errors import EXIT_BAD_INPUT, EXIT_INFRA, MmreviewError
+from mmreview.common.oserror import as_error, git_failed, timed_out
+from mmreview.common.textsafe import one_line
+
+app = typer.Typer(
+    name="mmreview",
+    help="Review Linux mm / maple-tree patch series: take them in, apply them in isolation, "
+         "build and run the userland suites across architectures, check review rules, report.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Reports go to stdout; progress and errors to stderr, so `--json > f` stays clean.
+
+
+class OutConsole(Console):
+    """rich's Console, but a reader that goes away (`| head`) is a BrokenPipeError for
+    run_command to handle like every other, not rich's own SystemExit(1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+# No emoji: a subject saying ":bug:" means the five characters, not a picture.
+stdout = OutConsole(highlight=False, soft_wrap=True, emoji=False)
+stderr = OutConsole(stderr=True, highlight=False, emoji=False)
+
+T = TypeVar("T")
+
+TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a provisioned kernel such as "
+                                              "7.3 or 6.1 (`mmreview tree list`); default: the 6.12 "
+                                              "tree, see `mmreview tree path`.")
+
+NoSandboxOption = typer.Option(False, "--no-sandbox", help="Build and run the series' code unconfined "
+                                                          "(as you, with network): only for code you trust.")
+BuildTimeoutOption = typer.Option(None, "--build-timeout", min=1,
+                                  help="Seconds one suite's build may take (default 900).")
+
+
+def error_line(exc: MmreviewError) -> None:
+    # Messages carry subjects and file names from the series: one line, nothing raw.
+    print(one_line(f"mmreview: error: {exc}"), file=sys.stderr)
+
+
+def run_command(fn: Callable[[], T]) -> T:
+    """Run a command body; user errors and I/O faults become one line and an exit code."""
+    try:
+        result = fn()
+    except MmreviewError as exc:
+        error_line(exc)
+        raise typer.Exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("mmreview: interrupted", file=sys.stderr)
+        raise typer.Exit(130)
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(0)
+    except subprocess.CalledProcessError as exc:
+        err = git_failed(exc)
+        error_line(err)
+        raise typer.Exit(err.exit_code)
+    except subprocess.TimeoutExpired as exc:
+        err = timed_out(exc)
+        error_line(err)
+        raise typer.Exit(err.exit_code)
+    except OSError as exc:
+        _settle_stdout()
+        err = as_error(exc, unnamed="output")    # no file named: a print to stdout, mostly
+        error_line(err)
+        raise typer.Exit(err.exit_code)
+    # A full disk under `> report` shows when the report is flushed: here, not as an
+    # "Exception ignored" at interpreter exit.
+    if not _settle_stdout(lambda exc: error_line(as_error(exc, unnamed="stdout"))):
+        raise typer.Exit(EXIT_INFRA)
+    return result
+
+
+def _settle_stdout(report: Callable[[OSError], None] | None = None) -> bool:
+    """Flush stdout; False if it cannot be written.  Then it is pointed at /dev/null: what it
+    still buffers would otherwise fail again at exit, with a message of its own."""
+    if sys.stdout is None:      # started with fd 1 closed: print() writes nowhere, quietly
+        return True
+    try:
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        _silence_stdout()
+        return True            # the reader left (`| head`): not an error
+    except (OSError, ValueError) as exc:
+        _silence_stdout()
+        if report is not None and isinstance(exc, OSError):
+            report(exc)
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so the flush at interpreter exit cannot fail a second time and
+    print its own 'Exception ignored' message after our one line."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def internal_error(exc: BaseException) -> int:
+    """A bug: one line naming it, the traceback kept in a file for the report (MMREVIEW_DEBUG=1
+    shows it instead)."""
+    if os.environ.get("MMREVIEW_DEBUG"):
+        raise exc
+    import tempfile
+    import traceback
+    where = ""
+    try:
+        fd, path = tempfile.mkstemp(prefix="mmreview-crash-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            traceback.print_exception(exc, file=fh)
+        where = f" (traceback in {path}; please report it)"
+    except OSError:
+        pass
+    print(one_line(f"mmreview: internal error: {type(exc).__name__}: {exc}{where}"), file=sys.stderr)
+    return EXIT_INFRA
+
+
+def fail_usage(message: str) -> None:
+    print(one_line(f"mmreview: error: {message}"), file=sys.stderr)
+    raise typer.Exit(EXIT_BAD_INPUT)

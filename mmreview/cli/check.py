@@ -1,0 +1,112 @@
+"""`mmreview check SERIES`: the whole review — intake, apply, rules, matrix — and its report."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mmreview.cli.app import (BuildTimeoutOption, NoSandboxOption, TreeOption, app, fail_usage, run_command, stderr,
+                      stdout)
+from mmreview.common.outputs import check_output, write_output
+from mmreview.render import FORMATS
+from mmreview.review.model import FAIL_ON_CHOICES, Review
+from mmreview.kernel.trees import cache_dir
+from mmreview.cli.worker import ClusterOption
+
+FormatOption = typer.Option("terminal", "--format", "-f",
+                            help=f"Report format: {', '.join(FORMATS)}.")
+OutputOption = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout.")
+FromOption = typer.Option(None, "--from", help="From: (and Reported-by:) of the email reply "
+                                               "(default: [email] in ~/.config/mmreview/config.toml).")
+
+
+def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str] = None) -> None:
+    """Render the review in `fmt` to `output` or stdout (coloured only on a terminal)."""
+    if fmt not in FORMATS:
+        fail_usage(f"--format {fmt}: unknown format (one of {', '.join(FORMATS)})")
+    if fmt == "terminal" and output is None:
+        from mmreview.render.terminal import print_review, report_console
+        print_review(review, report_console())
+        return
+    from mmreview.render import render
+    text = render(review, fmt, sender=sender)
+    if output is None:
+        stdout.file.write(text)
+        stdout.file.flush()
+    else:
+        write_output(output, text, "-o")
+
+
+@app.command("check")
+def check_cmd(
+    series_arg: str = typer.Argument(..., metavar="SERIES",
+                                     help="mbox, directory of .patch/.eml, maildir, '-' for stdin, or A..B."),
+    tree: Optional[str] = TreeOption,
+    base: Optional[str] = typer.Option(None, "--base", help="Apply on this revision (default: the "
+                                                            "series' base-commit: if the tree has it, else HEAD); "
+                                                            "'from-tree': on the parent of the tree's own commit of "
+                                                            "patch 1 (b4 prep --check)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Targets, comma-separated (default: all; "
+                                                            "a named target that is not available is exit 3)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Only this suite (radix-tree, vma)."),
+    binary: Optional[str] = typer.Option(None, "--binary", help="Only these binaries, comma-separated."),
+    profile: str = typer.Option("quick", "--profile", help="quick | full | rules (rules only, no matrix)."),
+    fail_on: str = typer.Option("error", "--fail-on", help="Lowest finding severity that fails the "
+                                                           "review: error, warning, info, or none."),
+    fmt: str = FormatOption,
+    output: Optional[Path] = OutputOption,
+    json_out: Optional[Path] = typer.Option(
+        None, "--json-out", help="Write the Review as JSON here, for `mmreview report` "
+                                 "(default: a new file under ~/.cache/mmreview/reviews/)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Matrix cells in parallel."),
+    ignore: list[str] = typer.Option([], "--ignore", help="Skip this rule id (repeatable)."),
+    sender: Optional[str] = FromOption,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    no_sandbox: bool = NoSandboxOption,
+    build_timeout: Optional[float] = BuildTimeoutOption,
+    cluster: Optional[str] = ClusterOption,
+) -> None:
+    """Review a series: apply it, run the rules and the matrix at base and tip, report.
+
+    Exit 0 clean; 1 findings at or above --fail-on, a new or changed failure, or a patch that did
+    not apply; 2 bad input or usage; 3 infrastructure (a requested target's toolchain missing, or
+    a cell mmreview could not build for its own reasons: the review is incomplete; or no way to
+    confine the series' code, bubblewrap, and no --no-sandbox)."""
+    def body() -> int:
+        from mmreview.matrix.executors.dask_client import resolve_address
+        from mmreview.review.pipeline import PROFILES, CheckRequest, progress_display, run_check
+        if profile not in PROFILES:
+            fail_usage(f"--profile {profile}: one of {', '.join(PROFILES)}")
+        if fail_on not in FAIL_ON_CHOICES:
+            fail_usage(f"--fail-on {fail_on}: one of {', '.join(FAIL_ON_CHOICES)}")
+        if fmt not in FORMATS:
+            fail_usage(f"--format {fmt}: unknown format (one of {', '.join(FORMATS)})")
+        if output is not None:
+            check_output(output, "-o")
+        if json_out is not None:
+            check_output(json_out, "--json-out", make_dirs=True)
+        req = CheckRequest(source=series_arg, tree=tree, base=base, arch=arch, suite=suite,
+                           binary=binary, profile=profile, fail_on=fail_on, jobs=jobs,
+                           ignore=tuple(ignore), no_sandbox=no_sandbox, build_timeout=build_timeout,
+                           cluster=resolve_address(cluster))
+        with progress_display(stderr, quiet=quiet) as progress:
+            review = run_check(req, progress)
+        saved = json_out or _review_path()
+        write_output(saved, review.dumps(), "--json-out" if json_out else None, make_dirs=True)
+        if not quiet:
+            print(f"mmreview: review saved to {saved} (`mmreview report {saved} --format F`)",
+                  file=sys.stderr)
+        emit(review, fmt, output, sender)
+        return review.exit_code
+    raise typer.Exit(run_command(body))
+
+
+def _review_path() -> Path:
+    """Where a review is kept when --json-out names no file: every check can be re-rendered."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return cache_dir() / "reviews" / f"{stamp}-{os.getpid()}.json"

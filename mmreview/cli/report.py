@@ -1,0 +1,50 @@
+"""`mmreview report REVIEW.json --format F`: render a saved review again, running nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mmreview.cli.app import app, run_command
+from mmreview.common.errors import BadInput
+from mmreview.intake.inputs import read_path, read_stdin
+from mmreview.common.outputs import check_output
+from mmreview.review.model import FAIL_ON_CHOICES, Review
+from mmreview.cli.check import FormatOption, FromOption, OutputOption, emit
+
+
+@app.command("report")
+def report_cmd(
+    review_file: str = typer.Argument(..., metavar="REVIEW.json",
+                                      help="A review written by `mmreview check --json-out` "
+                                           "(or --format json); '-' for stdin."),
+    fmt: str = FormatOption,
+    output: Optional[Path] = OutputOption,
+    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Judge the findings again with "
+                                                                  "this threshold."),
+    sender: Optional[str] = FromOption,
+) -> None:
+    """Render a saved review in any format; exits with the review's exit code."""
+    def body() -> int:
+        if output is not None:
+            check_output(output, "-o")
+        if review_file == "-":
+            text = read_stdin("-").decode("utf-8", "replace")
+        else:
+            path = Path(review_file)
+            if not path.exists():
+                raise BadInput(review_file, "no such file")
+            try:
+                text = read_path(review_file, path).decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadInput(review_file, "not a JSON review (not UTF-8 text)") from None
+        review = Review.loads(text, review_file)
+        if fail_on is not None:
+            if fail_on not in FAIL_ON_CHOICES:
+                raise BadInput(f"--fail-on {fail_on}", f"one of {', '.join(FAIL_ON_CHOICES)}")
+            review.fail_on = fail_on
+        emit(review, fmt, output, sender)
+        return review.exit_code
+    raise typer.Exit(run_command(body))

@@ -1,1 +1,0 @@
-"""One module per command group; each registers itself on `mmreview.cliapp.app`."""
