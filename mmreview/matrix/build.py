@@ -98,7 +98,8 @@ class ProcessRegistry:
             full_env = {**os.environ, "LC_ALL": "C", **(env or {})}
         with open(log, "wb") as out:
             proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, env=full_env)
+                                    stdin=subprocess.DEVNULL, start_new_session=True, env=full_env,
+                                    pass_fds=jail.pass_fds if jail is not None else ())
         with self._lock:
             self._procs.add(proc)
         timed_out = False
