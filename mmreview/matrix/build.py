@@ -39,7 +39,7 @@ from typing import NamedTuple
 from mmreview.common.errors import InfraError
 from mmreview.matrix.sandbox import BUILD_TIMEOUT, NOBODY, Jail, Limits, Sandbox, give_to_nobody
 from mmreview.common.git import git_out
-from mmreview.matrix.parse import build_errors, first_build_error
+from mmreview.matrix.parse import build_errors, first_build_error, signame
 from mmreview.matrix.suites import SUITES, Suite, export_paths, key_paths
 from mmreview.matrix.targets import Target, compiler_version
 from mmreview.kernel.trees import cache_dir
@@ -378,10 +378,13 @@ def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: Process
                             timed_out=True, escapes=ran.escapes, writable=rw_dirs)
     text = "" if ok else read_log(log)
     error = [] if ok else [tree_relative(l, src, spec.suite.directory) for l in first_build_error(text)]
+    if ran.returncode is not None and ran.returncode < 0:     # a signal death is said as one
+        error.insert(0, f"the build was killed by {signame(-ran.returncode)}")
+    escapes = [tree_relative(e, src) for e in ran.escapes]     # the sources' paths as in the tree
     errors = [] if ok else [tree_relative(l, src, spec.suite.directory) for l in build_errors(text)]
     recipe = "" if ok or repo is None else recipe_problem(text, spec, src, repo, rev)
     return BuildOutcome(ok, suite_dir, log, time.monotonic() - start, error=error, built=built,
-                        src=src, recipe=recipe, errors=errors, escapes=ran.escapes, writable=rw_dirs,
+                        src=src, recipe=recipe, errors=errors, escapes=escapes, writable=rw_dirs,
                         cache_hits=hits, cache_misses=misses)
 
 
