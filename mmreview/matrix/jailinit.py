@@ -238,7 +238,8 @@ def main():
             if w == pid:
                 st = s
     json.dump({"exit": os.WEXITSTATUS(st) if os.WIFEXITED(st) else None,
-               "signal": os.WTERMSIG(st) if os.WIFSIGNALED(st) else None, "net": network(),
+               "signal": os.WTERMSIG(st) if os.WIFSIGNALED(st) else None,
+               "net": {k: n for k, n in network().items() if n > 0 and k[:3] in ("Tcp", "Udp", "Icm")},
                "refused": list(dict.fromkeys(noted))}, out)
     out.close()
     os._exit(os.WEXITSTATUS(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st))

@@ -126,9 +126,9 @@ class Jail:
         full_view = os.environ.get(VIEW_ENV) == "full"
         args = ["bwrap", *(_full_view(self) if full_view else _least_view(self.scratch))]
         made: set[str] = set()
+        hidden = _hidden(self) if full_view else None
         for op, src, dest in self._binds():
-            if not full_view:
-                args += _parents(dest, made)
+            args += _parents(dest, made, hidden)
             args += [op, str(src), str(dest)]
         args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                  "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv", "--as-pid-1"]
@@ -212,12 +212,14 @@ class Jail:
         return out
 
 
-def _parents(dest: Path | str, made: set[str]) -> list[str]:
-    """Directories for a mount point's missing parents, 0755 (bwrap would make them 0700, which
-    nobody, who runs the sandbox when mmreview is root, could not pass)."""
+def _parents(dest: Path | str, made: set[str], hidden: list[str] | None = None) -> list[str]:
+    """Directories for a mount point's missing parents (those under `hidden`, in the full view),
+    0755: bwrap would make them 0700, which nobody, who runs the sandbox when mmreview is root,
+    could not pass."""
     args = []
     for a in reversed(Path(dest).parents):
-        if str(a) != "/" and str(a) not in made:
+        if str(a) != "/" and str(a) not in made and (
+                hidden is None or any(a.is_relative_to(h) and str(a) != h for h in hidden)):
             made.add(str(a))
             args += ["--perms", "0755", "--dir", str(a)]
     return args
@@ -267,19 +269,16 @@ def _identity() -> dict[str, str]:
             "group": "".join(f"{n}:x:{g}:\n" for g, n in groups.items())}
 
 
+def _hidden(jail: Jail) -> list[str]:
+    return [p for p in dict.fromkeys((*_PRIVATE, os.path.expanduser("~"), *jail.box.hidden))
+            if os.path.isdir(p) and os.path.realpath(p) != "/"]
+
+
 def _full_view(jail: Jail) -> list[str]:
     """The view before the least one: the whole system read-only, private directories hidden."""
     args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    hidden = [p for p in dict.fromkeys((*_PRIVATE, os.path.expanduser("~"), *jail.box.hidden))
-              if os.path.isdir(p) and os.path.realpath(p) != "/"]
-    for p in hidden:
+    for p in _hidden(jail):
         args += ["--perms", "0555", "--tmpfs", p]
-    made: set[str] = set()
-    for _, _, dest in jail._binds():
-        for a in reversed(Path(dest).parents):
-            if str(a) not in made and any(a.is_relative_to(h) and str(a) != h for h in hidden):
-                made.add(str(a))
-                args += ["--perms", "0755", "--dir", str(a)]
     return args
 
 
