@@ -194,3 +194,73 @@ def test_a_series_cannot_exempt_itself_or_rewrite_the_lock_order(kernel_tree):
     assert ("lock-order", 3, "mm/vma.c") in found, review["findings"]
     # ... and the rewrite of the documented order is a finding of its own
     assert ("lock-order", 2, "mm/rmap.c") in found, review["findings"]
+
+
+@pytest.fixture
+def bait(kernel_tree):
+    """Files with random content where series/hostile-peek.mbox looks (BAIT), world-readable as a
+    bot's configuration or another project's checkout would be; removed afterwards."""
+    import secrets
+    import shutil
+    import sys
+    sys.path.insert(0, str(SERIES))
+    from make_hostile_samples import BAIT, BAIT_BESIDE_TREES
+    from mmreview.kernel.trees import cache_dir
+    token = "bait-" + secrets.token_hex(16)
+    files = [Path(p) for p in BAIT] + [cache_dir() / BAIT_BESIDE_TREES]
+    made = []
+    for f in files:
+        for d in reversed([f.parent, *f.parent.parents]):
+            if not d.exists():
+                d.mkdir(mode=0o755)
+                made.append(d)
+        f.write_text(f"token = {token}\n")
+        f.chmod(0o644)
+    yield token, files
+    for f in files:
+        f.unlink(missing_ok=True)
+    for d in reversed(made):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_series_sees_nothing_of_the_host_and_a_refused_write_is_an_attempt(kernel_tree, bait):
+    from mmreview.kernel.trees import cache_dir
+    from mmreview.render import FORMATS
+    token, files = bait
+    before, head = marks(), git_head(kernel_tree)
+    code, review, err = check_json("hostile-peek.mbox", "--arch", "x86_64,arm64", "--profile", "quick",
+                                   "--ignore", "checkpatch")
+    assert code == 1 and review["verdict"] == "regressions", err
+    for target in ("x86_64", "arm64"):                # natively and under qemu-user
+        mo = cell(review, target, "multiorder")
+        why, shown = mo["tip_result"]["reason"], "\n".join(mo["tip_result"]["excerpt"])
+        assert mo["tip"] == "blocked", mo
+        assert "openat include/linux/maple_tree.h" in why and "openat lib/xarray.c" in why, why
+        for f in files:                               # not refused: not there at all
+            assert f"peek {f}: No such file or directory" in shown, shown
+        # pid 1 is mmreview's own: no bwrap command line, no environment to read
+        assert "peek /proc/1/cmdline: /usr/bin/python3 -I -S /run/mmreview/init.py" in shown, shown
+        assert "peek /proc/1/environ: Permission denied" in shown, shown
+        vma = cell(review, target, "vma")             # its Makefile appended to mm/vma.h
+        assert vma["tip"] == "blocked" and "openat mm/vma.h" in vma["tip_result"]["reason"], vma
+        xa = cell(review, target, "xarray")           # kill(-1, SIGKILL) from a child
+        assert xa["tip"] == "crash" and xa["tip_result"]["reason"] == "killed by SIGKILL", xa
+    saved = _saved(err)
+    outputs = {"json (check)": json.dumps(review)}
+    for fmt in FORMATS:
+        outputs[fmt] = mmreview("report", str(saved), "--format", fmt).stdout.decode(errors="replace")
+    for fmt, text in outputs.items():
+        assert token not in text, f"the bait reached the {fmt} report"
+        assert "--setenv" not in text and "bwrap --" not in text, fmt
+    for fmt in ("email", "markdown"):                 # what a bot publishes: no path of this machine
+        assert str(cache_dir()) not in outputs[fmt] and "<cache>/trees/mmreview-bait" in outputs[fmt], fmt
+    grep = subprocess.run(["grep", "-rlF", "--exclude-dir=mmreview-bait", token, str(cache_dir())],
+                          capture_output=True, text=True)
+    assert grep.stdout == "", f"the bait is in the cache: {grep.stdout}"
+    # nothing changed: the bait, the tree, the machine
+    assert all(f.read_text() == f"token = {token}\n" for f in files)
+    assert git_head(kernel_tree) == head and marks() == before
+
+
+def git_head(repo: Path) -> str:
+    return subprocess.run(["git", "-C", str(repo), "for-each-ref"], capture_output=True, text=True).stdout
