@@ -4,21 +4,25 @@ A series is code from a stranger: its Makefiles run at build time, its tests at 
 time.  Each such process runs under `bwrap` with
 
 - no network (`--unshare-net`: a loopback of its own, nothing listens there),
-- a read-only view of the system, and none of $HOME, /root, /home, /run (sockets),
-  mmreview's cache (other cells, the results cache) or the user's tree: tmpfs over each,
+- the least view (`_least_view`): what builds and runs read, measured by
+  benchmarks/sandbox_view.py (VIEW_*: /usr's toolchain directories, the cross
+  sysroots, a few named /etc files, the CPU list), and nothing else of the host,
 - write access only to its own build directory, plus a private /tmp and $HOME that
   mmreview looks into afterwards (`Jail.escapes`): a test or Makefile that left files
-  there, or opened a network connection, tried to reach outside, and its cell says so,
-- its own pid namespace (a timeout or Ctrl-C kills everything it started), a clean
-  environment, and resource limits set by a small wrapper inside the sandbox
-  (`_WRAPPER`): CPU seconds, file size, processes, and address space where no
-  sanitizer needs terabytes of shadow.
+  there, opened a network connection, or tried to write anywhere else, tried to reach
+  outside, and its cell says so,
+- its own pid namespace whose pid 1 is mmreview's (jailinit.py, arguments in a file: no
+  host command line or environment in /proc/1), which sets the resource limits (CPU
+  seconds, file size, processes, and address space where no sanitizer needs terabytes
+  of shadow), hears every write outside the build directory through a seccomp user
+  notification, and reports on a descriptor only mmreview holds; a timeout or Ctrl-C
+  kills everything it started; a clean environment (PATH /usr/bin:/bin).
 
 Run as root (a CI bot), the sandboxed process also drops to `nobody` (setpriv) so it
 cannot read what only root may read; the directories it writes are given to nobody.
 
-When bwrap is missing or cannot create namespaces the matrix refuses to run series
-code, unless the user passed --no-sandbox (`require`).
+When bwrap or python3-seccomp is missing, or namespaces cannot be made, the matrix
+refuses to run series code, unless the user passed --no-sandbox (`require`).
 """
 
 from __future__ import annotations
@@ -79,8 +83,8 @@ class Sandbox:
         if not self.confined:
             return "not confined (--no-sandbox): as this user, with the network and every file"
         who = "as nobody, " if self.as_nobody else ""
-        return (f"confined by {self.tool} ({who}no network, read-only system, no home, cache or "
-                "tree, writes only to its build directory, resource limits)")
+        return (f"confined by {self.tool} ({who}no network, nothing of the host but the toolchains, "
+                "writes only to its build directory, resource limits)")
 
     def to_json(self) -> dict:
         return {"confined": self.confined, "tool": self.tool, "as_nobody": self.as_nobody,
@@ -154,7 +158,7 @@ class Jail:
         if self.box.as_nobody:
             args += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                      "--inh-caps=-all", "--bounding-set=-all", "--"]
-        return [*args, _system_python(), "-I", "-S", f"{RUN}/init.py"]
+        return [*args, SYSTEM_PYTHON, "-I", "-S", f"{RUN}/init.py"]
 
     def _binds(self) -> list[tuple[str, Path, Path]]:
         return [("--bind", self.scratch / "tmp", Path("/tmp")), ("--bind", self.scratch / "home", Path(self.HOME)),
@@ -297,8 +301,12 @@ SYSTEM_PYTHON = "/usr/bin/python3"         # the system's, in the view, with Deb
 _SECCOMP_CHECK = "import sys; sys.path.append('/usr/lib/python3/dist-packages'); import seccomp"
 
 
-def _system_python() -> str:
-    return SYSTEM_PYTHON
+def seccomp_missing() -> bool:
+    """Whether the system's python lacks libseccomp's binding (Debian's python3-seccomp)."""
+    try:
+        return subprocess.run([SYSTEM_PYTHON, "-I", "-S", "-c", _SECCOMP_CHECK], capture_output=True).returncode != 0
+    except OSError:
+        return True
 
 
 @functools.cache
@@ -308,7 +316,7 @@ def probe() -> tuple[str, str]:
         return "", "bwrap is not installed"
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
         return "", "setpriv (util-linux) is not installed"
-    if subprocess.run([SYSTEM_PYTHON, "-I", "-S", "-c", _SECCOMP_CHECK], capture_output=True).returncode:
+    if seccomp_missing():
         return "", f"{SYSTEM_PYTHON} cannot import seccomp (python3-seccomp is not installed)"
     user = [] if os.geteuid() == 0 else ["--unshare-user"]
     try:
