@@ -264,3 +264,53 @@ def test_a_series_sees_nothing_of_the_host_and_a_refused_write_is_an_attempt(ker
 
 def git_head(repo: Path) -> str:
     return subprocess.run(["git", "-C", str(repo), "for-each-ref"], capture_output=True, text=True).stdout
+
+
+def _in_jail(tmp_path: Path, script: str):
+    """`sh -c script` in a real sandbox, its build directory `tmp_path/work`: (Ran, its output, what
+    its pid 1 said)."""
+    from mmreview.matrix.build import ProcessRegistry
+    from mmreview.matrix.sandbox import give_to_nobody, require
+    box = require(False)
+    tmp_path.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    if box.as_nobody:
+        give_to_nobody(work)
+    jail = box.jail(tmp_path / "box", writable=(work,))
+    ran = ProcessRegistry().run(["sh", "-c", script], cwd=work, log=tmp_path / "log", jail=jail)
+    return ran, (tmp_path / "log").read_text(), jail.status
+
+
+def test_the_sandbox_sees_the_toolchains_and_its_build_directory_only(tmp_path):
+    ran, out, _ = _in_jail(tmp_path, "echo ETC $(ls /etc); ls -d /var /opt /srv /usr/local /usr/share /mnt; "
+                                  "tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/1/environ; env; "
+                                  "gcc --version | head -1; echo ok > here")
+    assert ran.escapes == [], (ran, out)
+    assert (tmp_path / "work" / "here").read_text() == "ok\n"
+    for gone in ("/var", "/opt", "/srv", "/usr/local", "/usr/share", "/mnt"):
+        assert f"cannot access '{gone}': No such file or directory" in out, out
+    assert "ETC alternatives group ld.so.cache ld.so.conf ld.so.conf.d passwd\n" in out, out
+    assert "/usr/bin/python3 -I -S /run/mmreview/init.py \n" in out and "bwrap" not in out, out
+    assert "cat: /proc/1/environ: Permission denied" in out, out
+    assert f"PATH=/usr/bin:/bin\n" in out and os.environ.get("HOME", "/root") not in out.replace("/home/mmreview", "")
+    assert "gcc (" in out
+
+
+def test_a_refused_write_is_an_attempt_and_a_signal_death_is_said_as_one(tmp_path):
+    ran, out, status = _in_jail(tmp_path, "echo x > /usr/include/stdio.h; touch /etc/ld.so.cache; mkdir /usr/lib/x; "
+                                  "ln -s /usr/include/zz link; echo y > link; sh -c 'kill -9 -1'; echo alive")
+    assert ran.returncode == -9 and "alive" not in out, (ran, out)
+    assert ran.escapes == ["tried to write outside its build directory: openat /usr/include/stdio.h, "
+                           "openat /etc/ld.so.cache, utimensat /etc/ld.so.cache and 2 more"], ran.escapes
+    assert status["refused"][3:] == ["mkdir /usr/lib/x", "openat /usr/include/zz"], status  # through a link
+    assert status["signal"] == 9
+
+
+def test_reports_name_no_path_of_the_machine():
+    from mmreview.common.textsafe import host_paths_hidden
+    places = {"<tree>": "/home/ada/.cache/mmreview/trees/linux-6.12.git", "<cache>": "/home/ada/.cache/mmreview",
+              "<home>": "/home/ada"}
+    line = ("peek /home/ada/.cache/mmreview/trees/linux-6.12.git/mm/vma.c /home/ada/.cache/mmreview/x "
+            "/home/ada/y /home/adam /home/ada")
+    assert host_paths_hidden(line, places) == "peek <tree>/mm/vma.c <cache>/x <home>/y /home/adam <home>"

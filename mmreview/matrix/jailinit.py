@@ -149,6 +149,11 @@ def heard(buf, names, noted):
     _, pid, _, nr, arch, _, *args = NOTIF.unpack(buf)
     name = names.get((arch, nr), f"syscall {nr}")
     try:
+        if name == "openat2":           # struct open_how starts with the flags
+            with open(f"/proc/{pid}/mem", "rb", buffering=0) as m:
+                m.seek(args[2])
+                if not struct.unpack("=Q", m.read(8))[0] & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC):
+                    return
         for dirarg, patharg in CALLS.get(name, [(0, 1)]):
             if not args[patharg]:       # utimensat(fd, NULL, ...): the descriptor itself
                 path, dirarg = "", dirarg if dirarg is not None else 0
@@ -161,6 +166,8 @@ def heard(buf, names, noted):
                               "fchmodat", "chown", "chown32", "fchownat", "utime", "utimes", "utimensat",
                               "setxattr", "removexattr") and not (name == "utimensat" and args[3] & 0x100)
             where = resolve(pid, None if dirarg is None else args[dirarg], path, follow)
+            if name in ("mkdir", "mkdirat") and os.path.isdir(where):
+                continue                # `mkdir -p` on a directory that is there changes nothing
             if not allowed(where, name):
                 noted.append(f"{name} {where}")
     except OSError:
