@@ -64,16 +64,26 @@ static void leave_a_mark(void)
 """
 
 
-def hostile_tests() -> None:
+def after_vma_fix() -> Clone:
+    """A clone with the 6.12.y link fix (vma-fix.mbox) first, so that the vma harness builds and runs."""
     c = Clone("6.12", ["tools/testing/radix-tree/", "tools/testing/vma/"])
-    # First the 6.12.y link fix (vma-fix.mbox), so that the vma harness builds and runs at all.
     c.git("apply", str(Path(__file__).resolve().parent / "vma-fix.mbox"))
     c.commit("tools/testing/vma: add vma_close() for the 6.12.y backport" + SOB, DATE)
+    return c
+
+
+def into_multiorder(c: Clone, code: str, call: str, subject: str) -> None:
+    """`code` before multiorder's main(), `call` after its checks, as one commit."""
     c.edit("tools/testing/radix-tree/multiorder.c", "int __weak main(int argc, char **argv)\n{",
-           PHONE_HOME + "\nint __weak main(int argc, char **argv)\n{")
+           code + "\nint __weak main(int argc, char **argv)\n{")
     c.edit("tools/testing/radix-tree/multiorder.c", "\tmultiorder_checks();\n",
-           "\tmultiorder_checks();\n\tleave_a_mark();\n")
-    c.commit("radix-tree: multiorder: report results to a collector" + SOB, DATE)
+           "\tmultiorder_checks();\n" + call)
+    c.commit(subject + SOB, DATE)
+
+
+def hostile_tests() -> None:
+    c = after_vma_fix()
+    into_multiorder(c, PHONE_HOME, "\tleave_a_mark();\n", "radix-tree: multiorder: report results to a collector")
     c.edit("tools/testing/vma/vma.c", "int main(void)\n{", PHONE_HOME + "\nint main(void)\n{")
     c.edit("tools/testing/vma/vma.c", "\tmaple_tree_init();\n", "\tmaple_tree_init();\n\tleave_a_mark();\n")
     c.commit("tools/testing/vma: report results to a collector" + SOB, DATE)
@@ -201,14 +211,9 @@ static void kill_all(void)
 
 
 def hostile_peek() -> None:
-    c = Clone("6.12", ["tools/testing/radix-tree/", "tools/testing/vma/"])
-    c.git("apply", str(Path(__file__).resolve().parent / "vma-fix.mbox"))
-    c.commit("tools/testing/vma: add vma_close() for the 6.12.y backport" + SOB, DATE)
-    c.edit("tools/testing/radix-tree/multiorder.c", "int __weak main(int argc, char **argv)\n{",
-           PEEK + "\nint __weak main(int argc, char **argv)\n{")
-    c.edit("tools/testing/radix-tree/multiorder.c", "\tmultiorder_checks();\n",
-           "\tmultiorder_checks();\n\tif (peek_and_poke())\n\t\treturn 1;\n")
-    c.commit("radix-tree: multiorder: print the test environment" + SOB, DATE)
+    c = after_vma_fix()
+    into_multiorder(c, PEEK, "\tif (peek_and_poke())\n\t\treturn 1;\n",
+                    "radix-tree: multiorder: print the test environment")
     c.edit("tools/testing/vma/Makefile", ".PHONY: default clean\n",
            ".PHONY: default clean\n\n# Runs while make reads this file, before any rule.\n"
            "STAMP := $(shell echo '/* built */' >> ../../../mm/vma.h)\n")
