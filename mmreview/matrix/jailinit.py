@@ -22,6 +22,7 @@ import os
 import re
 import resource
 import select
+import signal
 import socket
 import struct
 import sys
@@ -209,6 +210,7 @@ def main():
             sys.stderr.write(f"{cmd[0]}: {e.strerror}\n")
         os._exit(127)
     theirs.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # python's only handler: nothing inside may end us
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)      # PR_SET_DUMPABLE 0: /proc/1/{fd,mem,environ} closed
     _, fds, _, _ = socket.recv_fds(ours, 1, 1)
     listener = fds[0] if fds else -1
