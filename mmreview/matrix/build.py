@@ -100,6 +100,8 @@ class ProcessRegistry:
             proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True, env=full_env,
                                     pass_fds=jail.pass_fds if jail is not None else ())
+        if jail is not None:
+            jail.started()
         with self._lock:
             self._procs.add(proc)
         timed_out = False

@@ -192,6 +192,10 @@ def network():
 
 
 def main():
+    libc = ctypes.CDLL(None)
+    # mmreview keeps the pipe's writing end while it waits for the command: when it hangs up (a
+    # timeout, Ctrl-C, mmreview gone) this pid 1 ends, and with it the whole namespace.
+    mmreview_alive = ARGS["alive_fd"]
     out = os.fdopen(ARGS["status_fd"], "w")
     cmd, env = ARGS["cmd"], ARGS["env"]
     f, names = build_filter()
@@ -201,6 +205,7 @@ def main():
         try:
             out.close()
             ours.close()
+            os.close(mmreview_alive)
             limits()
             f.load()
             socket.send_fds(theirs, [b"l"], [f.get_notify_fd()])
@@ -211,17 +216,20 @@ def main():
         os._exit(127)
     theirs.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # python's only handler: nothing inside may end us
-    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)      # PR_SET_DUMPABLE 0: /proc/1/{fd,mem,environ} closed
+    libc.prctl(4, 0, 0, 0, 0)                       # PR_SET_DUMPABLE 0: /proc/1/{fd,mem,environ} closed
     _, fds, _, _ = socket.recv_fds(ours, 1, 1)
     listener = fds[0] if fds else -1
     child = os.pidfd_open(pid)
     noted, st = [], None
     poll = select.poll()
     poll.register(child, select.POLLIN)
+    poll.register(mmreview_alive, select.POLLIN)
     if listener >= 0:
         poll.register(listener, select.POLLIN)
     while st is None:
         for fd, ev in poll.poll(1000):
+            if fd == mmreview_alive:
+                os._exit(137)           # nobody waits for a status any more
             if fd == listener and ev & select.POLLIN:
                 buf = bytearray(NOTIF.size)
                 try:

@@ -112,6 +112,7 @@ class Jail:
     limits: Limits
     status: dict = field(default_factory=dict)
     _status_fd: int = -1
+    _alive: tuple[int, ...] = ()
 
     HOME = "/home/mmreview"
 
@@ -123,8 +124,18 @@ class Jail:
 
     @property
     def pass_fds(self) -> tuple[int, ...]:
-        """The descriptor pid 1 writes how the command ended to (open while it runs)."""
-        return (self._status_fd,) if self._status_fd >= 0 else ()
+        """The descriptors bwrap is given: the one pid 1 writes how the command ended to, and the
+        reading end of a pipe whose writing end mmreview keeps until the command is over (`close`):
+        when mmreview gives up on it (a timeout, Ctrl-C) or ends, pid 1 sees the pipe hang up and
+        ends, and with it everything inside.  (bwrap's --die-with-parent does not do it: the kernel
+        drops a parent-death SIGKILL to a namespace's init.)"""
+        return tuple(fd for fd in (self._status_fd, self._alive[0] if self._alive else -1) if fd >= 0)
+
+    def started(self) -> None:
+        """bwrap has the pipe's reading end: mmreview's copy goes."""
+        if self._alive and self._alive[0] >= 0:
+            os.close(self._alive[0])
+            self._alive = (-1, self._alive[1])
 
     def command(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
         full_view = os.environ.get(VIEW_ENV) == "full"
@@ -147,10 +158,12 @@ class Jail:
         fd = os.open(self.scratch / "status.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         os.set_inheritable(fd, True)
         self._status_fd = fd
+        self._alive = os.pipe()
+        os.set_inheritable(self._alive[0], True)
         run = self.scratch / "run"
         (run / "init.py").write_text(_WRAPPER)
         (run / "args.json").write_text(json.dumps({
-            "status_fd": fd, "cmd": cmd, "env": full_env, "writable": writable,
+            "status_fd": fd, "alive_fd": self._alive[0], "cmd": cmd, "env": full_env, "writable": writable,
             "tolerated": full_env["CCACHE_DIR"] if full_env.get("CCACHE_READONLY") else "",
             "cpu": lim.cpu_seconds, "fsize": lim.file_bytes, "vm": lim.address_bytes,
             "nproc": lim.processes + self.box.base_processes if lim.processes else 0}))
@@ -167,6 +180,10 @@ class Jail:
                 *(("--bind", p, p) for p in self.writable)]
 
     def close(self) -> None:
+        self.started()
+        if self._alive:
+            os.close(self._alive[1])
+            self._alive = ()
         if self._status_fd >= 0:
             os.close(self._status_fd)
             self._status_fd = -1
