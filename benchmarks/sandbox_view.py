@@ -6,7 +6,7 @@ sandboxed command (bwrap and all it starts) under `strace -f --seccomp-bpf -e tr
 a fresh result and compiler cache (so every compile really runs), then sums the absolute paths
 the traced processes named, by where they are:
 
-    /usr/<dir>     (one line per top-level directory of /usr)
+    /usr/<dir>     (one line per top-level directory of /usr; /lib/<dir> likewise)
     /etc/<file>, /dev/<node>, /proc/<what>, /tmp, /home/mmreview, and the cell's own directories
     anything else  (full path)
 
@@ -54,7 +54,7 @@ def where(path: str, cells: str) -> str:
     if parts[0] == "proc" and len(parts) > 1:
         return "/proc/" + ("<pid>" if parts[1].isdigit() or parts[1] in ("self", "thread-self")
                            else parts[1])
-    if parts[0] in ("etc", "dev") and len(parts) > 1:
+    if parts[0] in ("etc", "dev", "lib", "lib32", "lib64", "sys") and len(parts) > 1:
         return f"/{parts[0]}/{parts[1]}"
     if parts[0] == "tmp":
         return "/tmp"
@@ -84,6 +84,7 @@ def summarise(traces: Path, view: str, cells: str) -> None:
     found: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     seen_by: dict[str, set] = collections.defaultdict(set)
     for f in traces.glob(f"{view}-*.trace"):
+        # bwrap's own set-up (/newroot, /oldroot) is not what the build reads
         arch = f.name.split("-")[2]
         for line in f.read_text(errors="replace").splitlines():
             res = _RESULT.findall(line)
@@ -91,6 +92,8 @@ def summarise(traces: Path, view: str, cells: str) -> None:
                 continue
             err = res[-1][1]
             for p in _PATH.findall(line)[:1]:
+                if p.startswith(("/newroot", "/oldroot")):
+                    continue
                 w = where(p, cells)
                 found[w][err or "ok"] += 1
                 seen_by[w].add(arch)

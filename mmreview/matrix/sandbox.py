@@ -43,7 +43,7 @@ INSTALL_HINT = "install it with `apt-get install bubblewrap python3-seccomp` (or
 
 # The least view: what builds and runs read, measured with benchmarks/sandbox_view.py (strace of a
 # build and a run of every target on 6.1, 6.12 and 7.3), and nothing else of the host.
-VIEW_USR = ("bin", "lib", "lib64", "libexec", "include")   # the toolchains, their libraries and headers
+VIEW_USR = ("bin", "lib", "lib64", "include")   # the toolchains, their libraries and headers
 VIEW_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives")   # the loader, ld, /usr/bin/cc...
 VIEW_SYS = ("/sys/devices/system/cpu",)     # how many CPUs (liburcu, sysconf)
 MERGED_USR = ("bin", "lib", "lib64", "lib32", "libx32", "sbin")
