@@ -208,7 +208,8 @@ class Jail:
 
     def escapes(self) -> list[str]:
         """What the process tried outside its build directory: files it left in its private
-        /tmp or $HOME, and connections it tried to open."""
+        /tmp or $HOME, connections it tried to open, and the writes elsewhere that pid 1 heard
+        (refused by the read-only view or not)."""
         out = []
         # Mount points bwrap made under the private /tmp (a cache under /tmp) are not the process's.
         ours = {Path(p).relative_to("/tmp").parts[0] for p in (self.scratch, *self.readonly, *self.writable)
