@@ -177,7 +177,10 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
     summary: list[str] = []
     ran = ran_line(review)
     if ran:
-        summary += _wrap(f"Ran: {ran}; {review.confinement()}.")
+        sb = review.sandbox
+        how = (f"series code confined by {sb.tool}" if sb and sb.confined and sb.tool
+               else review.confinement())
+        summary += _wrap(f"Ran: {ran}; {how}.")
     pre = preexisting_lines(review)
     if pre:
         summary += _wrap("Pre-existing (fails at the base too): " + "; ".join(pre) + ".")
