@@ -103,17 +103,12 @@ def _command_lines(cmd: str, indent: str = "    ", width: int = 78) -> list[str]
 
 
 def _log_lines(line: str, indent: str = "    ", width: int = 80) -> list[str]:
-    """A log line within `width` columns: a longer one goes on over indented lines, cut, not
-    dropped (the reader needs all of it)."""
-    room = width - len(indent)
-    if len(line) <= room:
+    """A log line within `width` columns: a longer one goes on over further-indented lines,
+    wrapped at spaces, never cut short (the reader needs all of it)."""
+    if len(indent) + len(line) <= width:
         return [indent + line]
-    out = [indent + line[:room]]
-    rest, more = line[room:], indent + "  "
-    while rest:
-        out.append(more + rest[:width - len(more)])
-        rest = rest[width - len(more):]
-    return out
+    return textwrap.wrap(line, width, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_on_hyphens=False, replace_whitespace=False) or [indent]
 
 
 def _first_name(author: str) -> str:

@@ -170,10 +170,7 @@ def _findings(review: Review, shown: list, hidden: str):
             yield Syntax("\n".join(V(r, keep="\t") for r in rest), "c", theme="monokai", word_wrap=True,
                          background_color="default")
     if hidden:
-        line = Text()
-        line.append(f"{'info':<7}", style=SEV_STYLE["info"])
-        line.append(f" {V(hidden)} not listed: --show info lists them")
-        yield line
+        yield Text(f"{V(hidden)} not listed: --show info lists them", style=SEV_STYLE["info"])
 
 
 def _failures(review: Review):
