@@ -134,3 +134,16 @@ def test_the_regression_mail_keeps_its_whole_log_and_reproduce_command():
     command = "\n".join(lines[start:end]).replace("\\\n", "")    # the shell's line continuations
     assert words(command) == words(cell.tip.command)
     assert all(len(l) <= 80 for l in lines)
+
+
+def test_report_show_info_on_the_command_line():
+    from conftest import mmreview
+    saved = str(DATA / "review-clean.json")
+    plain = mmreview("report", saved, env={"COLUMNS": "200"})
+    shown = mmreview("report", saved, "--show", "info", env={"COLUMNS": "200"})
+    assert plain.returncode == shown.returncode == 0, (plain.stderr, shown.stderr)
+    assert b"checkpatch:AVOID_BUG  patch 2" not in plain.stdout and b"--show info" in plain.stdout
+    assert shown.stdout.count(b"checkpatch:AVOID_BUG  patch 2") == 3
+    bad = mmreview("report", saved, "--show", "warning")
+    assert bad.returncode == 2 and bad.stderr.decode().startswith("mmreview: error: --show warning")
+    assert len(bad.stderr.splitlines()) == 1
