@@ -23,7 +23,7 @@ def main() -> None:
     print(f"{'review':<11} {'email body':>10} {'markdown':>9} {'terminal':>9}")
     for name in ("clean", "warning", "error", "regression"):
         review = Review.loads((DATA / f"review-{name}.json").read_text(), name)
-        mail = email.message_from_string(render(review, "email"), policy=email.policy.default)
+        mail = email.message_from_bytes(render(review, "email").encode(), policy=email.policy.default)
         counts = [len(mail.get_content().splitlines()),
                   len(render(review, "markdown").splitlines()),
                   len(render(review, "terminal", width=100).splitlines())]

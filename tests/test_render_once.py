@@ -34,7 +34,8 @@ def review(name: str) -> Review:
 
 
 def body(text: str) -> str:
-    return email.message_from_string(text, policy=email.policy.default).get_content()
+    # bytes: a body sent 8bit (as it is once b4 is imported: it registers utf-8 so) decodes as UTF-8
+    return email.message_from_bytes(text.encode(), policy=email.policy.default).get_content()
 
 
 def flat(text: str) -> str:
