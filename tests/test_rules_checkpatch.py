@@ -128,3 +128,26 @@ def test_commit_ids_are_looked_up_in_a_tree_with_history(clone, tmp_path):
         [f.to_json() for f in res.findings]
     (title,) = [f for f in res.findings if f.rule == "checkpatch:GIT_COMMIT_ID"]
     assert title.severity == "error" and "say what exit_mmap() releases" in title.message
+
+
+def test_commit_ids_on_a_shallow_clone_are_info_with_the_reason(kernel_tree, tmp_path):
+    """A shallow clone (git's own marker, .git/shallow, on a clone of the tree) lacks the past
+    even where its base has parents: the reason says which it is."""
+    from conftest_rules import _git
+    shallow = scratch_clone(kernel_tree, tmp_path / "linux", ["/mm/mmap.c"])
+    (shallow / "mm" / "mmap.c").write_text((shallow / "mm" / "mmap.c").read_text().replace(
+        "/* Release all mmaps. */", "/* Release all mmaps (and their page tables). */"))
+    _git(shallow, "commit", "--quiet", "-a", "-m", "mm/mmap: say what exit_mmap() releases")
+    earlier = _git(shallow, "rev-parse", "HEAD").decode().strip()
+    (shallow / ".git" / "shallow").write_text(earlier + "\n")
+    assert _git(shallow, "rev-parse", "--is-shallow-repository").decode().strip() == "true"
+    p = tmp_path / "s.mbox"
+    p.write_bytes(make_mbox(shallow, "checkpatch", "A checkpatch case.",
+                            [_cite("As before.\n\nFixes: 0123456789ab (\"mm: a commit the clone lacks\")")],
+                            base=earlier))
+    tree = open_tree(shallow)
+    series = load_series(str(p), tree)
+    with apply_series(tree, series) as co:
+        res = run_rules(series, co, only=("checkpatch",))
+    (f,) = [f for f in res.findings if f.rule == "checkpatch:UNKNOWN_COMMIT_ID"]
+    assert f.severity == "info" and "shallow clone" in f.message
