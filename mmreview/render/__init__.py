@@ -251,4 +251,6 @@ def render_terse(review: Review, **_opts) -> str:
         out.append(f"{level}: {f.rule}: {f.file}:{f.line}: {f.message}")
     for c in review.new_failures():
         out.append(f"ERROR: new failure: {c.target} {c.suite}/{c.binary}: {cell_detail(c)}")
+    if review.verdict == "untested" and review.fail_on_untested:
+        out.append(f"ERROR: {review.summary()}")
     return "".join(l + "\n" for l in out)
