@@ -318,12 +318,4 @@ def _remove(p: Path) -> None:
 
 
 def _last_error(log: Path) -> str:
-    lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    for ln in lines:
-        if ln.startswith(("W: Failed to fetch", "E: Failed to fetch")):   # what failed, not the summary
-            return ln[3:203]
-    for ln in reversed(lines):
-        if ln.startswith(("E:", "Err:")) or re.search(r"error|failed|unable|not found", ln, re.I):
-            if not ln.startswith("$ "):
-                return ln[:200]
-    return lines[-1][:200] if lines else "no output"
+    return aptpolicy.reason(log.read_text(errors="replace"))
