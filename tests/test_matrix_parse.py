@@ -148,6 +148,24 @@ def test_riscv64_linker_paths_name_each_file_once():
         "tools/testing/vma/vma.c:1: x"
 
 
+def test_one_preexisting_failure_is_one_line_whatever_place_each_linker_names():
+    """arm64's linker puts 6.12's vma link failure at mm/vma.c:332, riscv64's at the inlined
+    vma_internal.h:578: one failure, one line, the targets together."""
+    from types import SimpleNamespace
+    from mmreview.render import preexisting_lines
+
+    def pre(target, where):
+        r = RunResult(target, "vma", "vma", BUILD_FAILED, reason=f"{where}: undefined reference to `vma_close'")
+        return Cell(target, "vma", "vma", r, r)
+    both = SimpleNamespace(cells=[pre("arm64", "mm/vma.c:332"), pre("x86_64", "mm/vma.c:332"),
+                                  pre("riscv64", "tools/testing/vma/vma_internal.h:578")])
+    assert preexisting_lines(both) == [
+        "vma/vma on arm64, x86_64, riscv64: build-failed: undefined reference to `vma_close' (same as base)"]
+    same = SimpleNamespace(cells=both.cells[:2])
+    assert preexisting_lines(same) == [
+        "vma/vma on arm64, x86_64: build-failed: mm/vma.c:332: undefined reference to `vma_close' (same as base)"]
+
+
 # ---------------------------------------------------------------- same failure, or a changed one
 
 def signed(out: str, rc: int | None = 0, **kw) -> RunResult:
