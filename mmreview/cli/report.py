@@ -12,7 +12,7 @@ from mmreview.common.errors import BadInput
 from mmreview.intake.inputs import read_path, read_stdin
 from mmreview.common.outputs import check_output
 from mmreview.review.model import Review, parse_fail_on
-from mmreview.cli.check import FormatOption, FromOption, OutputOption, emit
+from mmreview.cli.check import FormatOption, FromOption, OutputOption, ShowOption, emit, show_info
 
 
 @app.command("report")
@@ -26,9 +26,11 @@ def report_cmd(
                                                                   "this threshold (',untested' as "
                                                                   "in check)."),
     sender: Optional[str] = FromOption,
+    show: list[str] = ShowOption,
 ) -> None:
     """Render a saved review in any format; exits with the review's exit code."""
     def body() -> int:
+        show_info(show)
         if output is not None:
             check_output(output, "-o")
         if review_file == "-":
@@ -47,6 +49,6 @@ def report_cmd(
                 review.fail_on, review.fail_on_untested = parse_fail_on(fail_on)
             except ValueError as exc:
                 raise BadInput(f"--fail-on {fail_on}", str(exc)) from None
-        emit(review, fmt, output, sender)
+        emit(review, fmt, output, sender, show)
         return review.exit_code
     raise typer.Exit(run_command(body))
