@@ -49,8 +49,9 @@ stderr = OutConsole(stderr=True, highlight=False, emoji=False)
 T = TypeVar("T")
 
 TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a provisioned kernel such as "
-                                              "7.3 or 6.1 (`mmreview tree list`); default: the 6.12 "
-                                              "tree, see `mmreview tree path`.")
+                                              "7.3 or 6.1 (`mmreview tree list`); default: the kernel "
+                                              "checkout you are in, else the provisioned 6.12 tree "
+                                              "(`mmreview tree path`).")
 
 NoSandboxOption = typer.Option(False, "--no-sandbox", help="Build and run the series' code unconfined "
                                                           "(as you, with network): only for code you trust.")
