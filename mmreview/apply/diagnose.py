@@ -108,3 +108,9 @@ def _nearest(base: list[str], old: list[str], at: int) -> int:
         if score > best_score or (score == best_score and score and abs(i - at) < abs(best - at)):
             best, best_score = i, score
     return best
+
+
+def failed_on(diagnosis: str, files: list[str]) -> str:
+    """A failed patch's files as the report names them: "conflicts in" only for a real conflict."""
+    names = ", ".join(files) or "(git named no file)"
+    return f"conflicts in {names}" if diagnosis in (CONFLICT, "") else f"does not apply to {names}"

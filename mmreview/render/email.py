@@ -116,9 +116,11 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
         p = review.failed_patch
         assert p is not None
         out += _wrap(f"[PATCH {p.number}/{len(review.apply)}] {p.subject}")
+        from mmreview.apply.diagnose import DESCRIBE, failed_on
         out += _wrap("does not apply with git am --3way"
-                     + (f"; conflicts in {', '.join(p.conflict_files)}" if p.conflict_files
-                        else "") + ":", "  ")
+                     + (f"; {failed_on(p.diagnosis, p.conflict_files)}" if p.conflict_files
+                        else "")
+                     + (f" ({DESCRIBE[p.diagnosis]})" if p.diagnosis in DESCRIBE else "") + ":", "  ")
         for line in p.message.splitlines()[:8]:
             out += _wrap(clean_log(line), "    ")
         out.append("")
