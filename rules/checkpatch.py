@@ -23,6 +23,8 @@ from unidiff import PatchSet
 from mmreview.common.errors import InfraError
 
 ID = "checkpatch"
+# It reads only the patch text (and the base's script): a patch that did not apply is checked too.
+NEEDS = "diff"
 SEVERITY = "warning"       # each finding keeps checkpatch's own level (ERROR -> error, WARNING -> warning)
 TITLE = "scripts/checkpatch.pl of the tree under review"
 RATIONALE = """
@@ -136,7 +138,7 @@ def applied_line(mail_diff: str, applied, path: str, line: int) -> int:
 
 
 def check(ctx):
-    if not ctx.patches:
+    if not ctx.patches and not ctx.unapplied:
         return []
     with tempfile.TemporaryDirectory(prefix="mmreview-checkpatch-") as tmp:
         # the BASE's script: a series must not run code it brings, nor change its own check
@@ -147,10 +149,14 @@ def check(ctx):
             return []
         patches = {p.number: p for p in ctx.series.patches}
         todo = [(pc, patches[pc.number]) for pc in ctx.patches]
+        todo += [(None, p) for p in ctx.unapplied]     # did not apply: the patch text alone
         with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
             outputs = list(pool.map(lambda t: run_checkpatch(script, t[1].mbox, Path(tmp)), todo))
     out = []
     for (pc, patch), text in zip(todo, outputs):
+        if pc is None:
+            out += _on_diff(ctx, patch, text)
+            continue
         if text is None:
             out.append(ctx.finding(pc, "", 0, f"checkpatch.pl did not finish within {TIMEOUT} s on this "
                                    "patch and was stopped; the patch is not checkpatch-checked",
@@ -176,4 +182,22 @@ def check(ctx):
                            "as __print_symbolic() takes; it cannot be parenthesised)")
             out.append(ctx.finding(pc, path or "", line, msg, function=fn, excerpt=excerpt,
                                    rule=f"checkpatch:{typ}", severity=severity))
+    return out
+
+
+def _on_diff(ctx, patch, text):
+    """Findings on a patch that did not apply: checkpatch's own lines and levels, as the mail
+    numbers them (no applied code to map them to, nor to find the function in)."""
+    if text is None:
+        return [ctx.diff_finding(patch, "", 0, f"checkpatch.pl did not finish within {TIMEOUT} s on "
+                                 "this patch and was stopped; the patch is not checkpatch-checked",
+                                 rule="checkpatch:TIMEOUT", severity="warning")]
+    out = []
+    for level, typ, msg, path, line, excerpt in parse_output(text):
+        severity = level.lower()
+        if path and path.startswith(USERLAND_TESTS) and typ in NOT_FOR_TESTS:
+            severity = "info"
+            msg = f"{msg} (info: {NOT_FOR_TESTS[typ]})"
+        out.append(ctx.diff_finding(patch, path or "", line, msg, excerpt=excerpt,
+                                    rule=f"checkpatch:{typ}", severity=severity))
     return out

@@ -53,6 +53,11 @@ TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a pr
                                               "checkout you are in, else the provisioned 6.12 tree "
                                               "(`mmreview tree path`).")
 
+# One exit-code contract (README): check, rules, report, the hook and every format judge findings
+# with the same --fail-on, default error.
+FailOnOption = typer.Option("error", "--fail-on", help="Lowest finding severity that fails the "
+                                                       "review (exit 1): error, warning, info, or none.")
+
 NoSandboxOption = typer.Option(False, "--no-sandbox", help="Build and run the series' code unconfined "
                                                           "(as you, with network): only for code you trust.")
 BuildTimeoutOption = typer.Option(None, "--build-timeout", min=1,

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from mmreview.cli.app import (BuildTimeoutOption, NoSandboxOption, TreeOption, app, fail_usage, run_command, stderr,
+from mmreview.cli.app import (BuildTimeoutOption, FailOnOption, NoSandboxOption, TreeOption, app, fail_usage, run_command, stderr,
                       stdout)
 from mmreview.common.outputs import check_output, write_output
 from mmreview.render import FORMATS
@@ -34,6 +34,11 @@ def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str]
         print_review(review, report_console())
         return
     from mmreview.render import render
+    if fmt == "email":
+        from mmreview.render.email import DEFAULT_FROM, config_path, is_default_identity
+        if is_default_identity(sender):
+            print(f"mmreview: warning: the reply is from the default {DEFAULT_FROM}: give --from "
+                  f"or set [email] from in {config_path()}", file=sys.stderr)
     text = render(review, fmt, sender=sender)
     if output is None:
         stdout.file.write(text)
@@ -56,8 +61,7 @@ def check_cmd(
     suite: Optional[str] = typer.Option(None, "--suite", help="Only this suite (radix-tree, vma)."),
     binary: Optional[str] = typer.Option(None, "--binary", help="Only these binaries, comma-separated."),
     profile: str = typer.Option("quick", "--profile", help="quick | full | rules (rules only, no matrix)."),
-    fail_on: str = typer.Option("error", "--fail-on", help="Lowest finding severity that fails the "
-                                                           "review: error, warning, info, or none."),
+    fail_on: str = FailOnOption,
     fmt: str = FormatOption,
     output: Optional[Path] = OutputOption,
     json_out: Optional[Path] = typer.Option(
