@@ -57,12 +57,15 @@ def _print_hierarchy(tree_opt, base) -> None:
 def _print_result(review) -> None:
     # Subjects, file names, code and notes are the series': V() keeps its escapes off the terminal.
     n = len(review.apply)
+    # Rules that said they could not read the patches that did not apply; the others that ran
+    # read them from the diff alone.
+    partial = sorted({na.rule for na in review.not_applied if na.file is None
+                      and na.reason.startswith("not run on")})
+    on_diff = [r.id for r in review.rules if r.id not in partial]
     for ap in review.apply:
         if not ap.ok:
-            on_diff = sorted({f.rule.split(":", 1)[0] for f in review.findings
-                              if f.patch == ap.number and f.checked_on == "diff"})
-            how = (f"checked on the diff alone: {', '.join(on_diff)}" if on_diff
-                   else "no rule found anything on its diff alone")
+            how = (f"checked on its diff alone by {', '.join(on_diff)}" if on_diff
+                   else "not checked: no rule that reads the diff alone ran")
             print(V(f"patch {ap.number}/{n} {ap.state}: {ap.subject} ({how})"))
     for f in review.findings:
         where = f"{f.file}:{f.line}" if f.file else "(commit message)"
@@ -82,6 +85,8 @@ def _print_result(review) -> None:
     tally = (f"{len(review.findings)} finding(s): {counts.get('error', 0)} error, "
              f"{counts.get('warning', 0)} warning, {counts.get('info', 0)} info; "
              f"{len(ran)} rule(s) run" if ran else "nothing checked: no rule could run")
+    if partial:
+        tally += f"; {len(partial)} could not read every patch ({', '.join(partial)})"
     # The last line is the verdict the exit code gives: they never disagree.
     print(f"{tally}; fails on {review.fail_on}")
     print(V(f"{review.verdict.upper()}: {review.summary()}"))
