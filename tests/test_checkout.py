@@ -156,8 +156,8 @@ def test_email_addresses_quoted_and_tags_only_for_failures(clone73, tmp_path):
     series = tmp_path / "s.mbox"
     series.write_bytes(mbox(clone73, "-1", *[f"--cc={c}" for c in CC]))
     saved = tmp_path / "review.json"
-    p = run(clone73, "check", str(series), "--profile", "rules", "-q", "--json-out", str(saved),
-            "-f", "email", env={"XDG_CONFIG_HOME": str(tmp_path / "noconfig")})
+    p = run(tmp_path, "check", str(series), "--tree", "7.3", "--profile", "rules", "-q",
+            "--json-out", str(saved), "-f", "email", env={"XDG_CONFIG_HOME": str(tmp_path / "noconfig")})
     assert p.returncode == 0, p.stderr
     msg = email.message_from_string(p.stdout, policy=email.policy.default)
     got = [(a.display_name, a.addr_spec) for a in msg["Cc"].addresses]
@@ -191,22 +191,23 @@ def test_one_exit_code_for_rules_check_report_terse_and_the_hook(clone73, tmp_pa
            "mm/vma: a long comment")                                    # checkpatch: LONG_LINE
     series = tmp_path / "s.mbox"
     series.write_bytes(mbox(clone73, "-1"))
-    found = json.loads(run(clone73, "rules", str(series), "--json").stdout)["findings"]
+    found = json.loads(run(tmp_path, "rules", str(series), "--tree", "7.3", "--json").stdout)["findings"]
     assert found and {f["severity"] for f in found} == {"warning"}, found
     for args in (["rules", str(series)], ["check", str(series), "--profile", "rules", "-q"]):
-        assert run(clone73, *args).returncode == 0                          # default: error
-        assert run(clone73, *args, "--fail-on", "warning").returncode == 1
+        assert run(tmp_path, *args, "--tree", "7.3").returncode == 0         # default: error
+        assert run(tmp_path, *args, "--tree", "7.3", "--fail-on", "warning").returncode == 1
     saved = tmp_path / "r.json"
-    run(clone73, "check", str(series), "--profile", "rules", "-q", "--json-out", str(saved))
+    run(tmp_path, "check", str(series), "--tree", "7.3", "--profile", "rules", "-q", "--json-out", str(saved))
     t = run(tmp_path, "report", str(saved), "-f", "terse")
     assert t.returncode == 0 and "ERROR:" not in t.stdout and "WARNING:" in t.stdout
     t = run(tmp_path, "report", str(saved), "-f", "terse", "--fail-on", "warning")
     assert t.returncode == 1 and "ERROR:" in t.stdout
     # An error-level finding with --fail-on none: no "ERROR:" and exit 0.
+    git(clone73, "reset", "--quiet", "--hard", "origin/master")
     commit(clone73, "mm/vma.c", INCLUDE[0], INCLUDE[0] + "/* trailing */ \n", "mm/vma: trailing")
     err = tmp_path / "e.mbox"
     err.write_bytes(mbox(clone73, "-1"))
-    run(clone73, "check", str(err), "--profile", "rules", "-q", "--json-out", str(saved))
+    run(tmp_path, "check", str(err), "--tree", "7.3", "--profile", "rules", "-q", "--json-out", str(saved))
     t = run(tmp_path, "report", str(saved), "-f", "terse", "--fail-on", "none")
     assert t.returncode == 0 and "ERROR:" not in t.stdout and "below --fail-on none" in t.stdout
     t = run(tmp_path, "report", str(saved), "-f", "terse")
