@@ -267,9 +267,10 @@ def test_hook_skips_empty_commits_reviews_once_and_not_what_the_remote_has(pushi
 # ---------------------------------------------------------------- 8. pipes get plain text
 
 def test_pipes_get_plain_text_whole_lines(clone73, tmp_path):
-    git(clone73, "config", "user.name", "Maximiliana Wilhelmina Theodora von Langenachnamenhausen-Sc")
     commit(clone73, "mm/vma.c", *DOC, "mm/vma: fix the kernel-doc name of vma_complete() in a long "
                                       "subject that goes on and on past eighty columns")
+    git(clone73, "commit", "--quiet", "--amend", "--no-edit", "--author=Maximiliana Wilhelmina "
+        "Theodora von Langenachnamenhausen-Sc <test@example.org>")
     s = run(clone73, "series", "origin..HEAD")
     assert s.returncode == 0 and not set(s.stdout) & BOX
     assert "Maximiliana Wilhelmina Theodora von Langenachnamenhausen-Sc <test@example.org>" in s.stdout

@@ -283,11 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="rules", choices=HOOK_PROFILES)
     ap.add_argument("--ignore", action="append", default=[])
     ap.add_argument("--fail-on", default="error")
-    ap.add_argument("git_args", nargs="*")          # git's own: the remote's name and URL
-    args = ap.parse_args(argv)
+    args, git_args = ap.parse_known_args(argv)     # git's own: the remote's name and URL
+    git_args = [a for a in git_args if a != "--"]
     try:
+        # The URL, else the name: ls-remote takes either, and a URL needs no configured remote.
         return run_hook(args.profile, tuple(args.ignore), fail_on=args.fail_on,
-                        remote=(args.git_args[1:2] or args.git_args[:1] or [None])[0])
+                        remote=(git_args[1:2] or git_args[:1] or [None])[0])
     except MmreviewError as exc:
         print(f"mmreview: error: {exc}", file=sys.stderr)
         return exc.exit_code
