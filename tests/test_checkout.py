@@ -98,12 +98,19 @@ def test_apply_failures_say_which_kind_and_where_the_series_applies(clone73, tmp
     assert "applies on: 7.3" in p.stdout
     assert "the series names no base-commit" in p.stdout and "b4 am --guess-base" in p.stdout
     assert "conflicts in" not in p.stdout
-    # Already in the tree: the checkout has the commit, so the patch applies in reverse.
-    p = run(clone73, "apply", str(made_on_73), "--json")
-    patch = json.loads(p.stdout)["apply"]["patches"][0]
-    assert p.returncode == 1 and patch["diagnosis"] == "already-applied", patch
-    # A file the patch changes is not in the tree: mm/vma.c on 6.1.
+    # Already in the tree: the checkout has patch 1 (git am --3way would say "No changes" and go
+    # on, shifting every later commit by one: the apply stops there instead).
     commit(clone73, "mm/vma.c", *DOC, "mm/vma: fix the kernel-doc name of vma_complete()")
+    two = tmp_path / "two.mbox"
+    two.write_bytes(mbox(clone73, "origin/master..HEAD"))
+    git(clone73, "reset", "--quiet", "--hard", "HEAD~1")
+    p = run(clone73, "apply", str(two), "--json")
+    patches = json.loads(p.stdout)["apply"]["patches"]
+    assert p.returncode == 1 and patches[0]["diagnosis"] == "already-applied", patches
+    assert [q["state"] for q in patches] == ["failed", "not-attempted"]
+    assert run(clone73, "apply", str(made_on_73)).stdout.count("why: the change is already in the tree") == 1
+    git(clone73, "reset", "--quiet", "--hard", "topic@{1}")
+    # A file the patch changes is not in the tree: mm/vma.c on 6.1.
     vma = tmp_path / "vma.mbox"
     vma.write_bytes(mbox(clone73, "-1"))
     p = run(tmp_path, "apply", str(vma), "--tree", "6.1", "--json")

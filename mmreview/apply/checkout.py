@@ -204,6 +204,7 @@ _NOT_APPLY = re.compile(r"^error: (\S+?): (?:patch does not apply|does not exist
                         r"|already exists in working directory|does not match index)$")
 _LACKING = re.compile(r"^error: sha1 information is lacking or useless \((\S+)\)\.$")
 _FALLBACK = "Falling back to patching base and 3-way merge"
+_NO_CHANGES = "No changes -- Patch already applied."
 
 
 def _read_am(output: str, patches: list, commits: list[str]) -> list[AppliedPatch]:
@@ -215,11 +216,23 @@ def _read_am(output: str, patches: list, commits: list[str]) -> list[AppliedPatc
         elif segments:
             segments[-1].append(line)
     result = []
+    used = 0                # commits are git's, one per patch that changed something
+    stopped = False
     for i, patch in enumerate(patches):
         ap = AppliedPatch(number=patch.number, subject=patch.subject, state=NOT_ATTEMPTED)
-        if i < len(commits):
-            ap.commit = commits[i]
-            ap.state = APPLIED_3WAY if any(_FALLBACK in l for l in segments[i]) else APPLIED
+        if stopped:
+            pass
+        elif i < len(segments) and any(_NO_CHANGES in l for l in segments[i]):
+            # git am --3way goes on past a patch whose change the tree has; we stop there, so that
+            # commit k stays patch k (apply_series drops the commits after it).
+            ap.state = FAILED
+            ap.message = _NO_CHANGES
+            stopped = True
+        elif used < len(commits):
+            ap.commit = commits[used]
+            used += 1
+            ap.state = APPLIED_3WAY if i < len(segments) and any(_FALLBACK in l for l in segments[i]) \
+                else APPLIED
         elif i < len(segments):
             lines = segments[i]
             ap.state = FAILED
@@ -342,6 +355,11 @@ def apply_series(tree: Tree, series: Series, base: str | None = None, keep: bool
             out = proc.stdout.decode("utf-8", "replace")
             commits = git_out(wt, "rev-list", "--reverse", f"{base_sha}..HEAD").split()
             patches = _read_am(out, series.patches, commits)
+            kept = [p.commit for p in patches if p.commit]
+            if len(kept) < len(commits):        # stopped at a patch the tree already has
+                run_git(wt, "am", "--quit", check=False)
+                run_git(wt, "reset", "--quiet", "--hard", kept[-1] if kept else base_sha)
+                commits = kept
             for ap, patch in zip(patches, series.patches):
                 if ap.state == FAILED and not ap.conflict_files:
                     ap.conflict_files = _failing_files(wt, patch.mbox)
