@@ -19,6 +19,7 @@ from rich.text import Text
 
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
 from mmreview.review.model import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
+from mmreview.apply.diagnose import DESCRIBE, failed_on
 from mmreview.common.textsafe import visible as V
 from mmreview.render import (VERDICT_LABEL, cell_detail, failing_cells, grid, location, plural,
                post_image_snippet, preexisting_lines, clean_log)
@@ -97,7 +98,7 @@ def _patches(review: Review, fancy: bool):
             fs = review.findings_for(p.number)
             counts = ", ".join(f"{n} {sev}" for sev in ("error", "warning", "info")
                                if (n := sum(1 for f in fs if f.severity == sev)))
-            where = f" ({', '.join(p.conflict_files)})" if p.conflict_files else ""
+            where = f" ({failed_on(p.diagnosis, p.conflict_files)})" if p.conflict_files else ""
             yield Text(V(f"  {p.number:>3}  {p.state}{where}  {p.subject}"
                          + (f"  [{counts}]" if counts else "")))
     else:
@@ -106,7 +107,6 @@ def _patches(review: Review, fancy: bool):
     if failed and failed.message:
         yield Text(f"git am on patch {failed.number}:\n" + clean_log_block(failed.message), style="red")
     if failed and failed.diagnosis:
-        from mmreview.apply.diagnose import DESCRIBE
         yield Text(V(f"why: {DESCRIBE.get(failed.diagnosis, failed.diagnosis)}"), style="bold")
         for line in failed.detail:
             yield Text(f"  {V(line, keep=chr(9))}")
