@@ -8,10 +8,13 @@ fails.  `uninstall` removes only a hook that carries our marker and moves the
 chained one back.
 
 The hook itself calls `python -m mmreview hook run`, which reads git's pre-push
-lines (`<local ref> <local sha> <remote ref> <remote sha>`), turns each into a
-range — `remote..local`, or for a new branch the commits not on any
-remote-tracking ref — and reviews it with the pipeline (`--profile rules`: the
-rules only; `quick`: plus a native quick build/run).
+lines (`<local ref> <local sha> <remote ref> <remote sha>`) and counts what is
+pushed as git does: one range per tip, however many refs point at it, of the
+commits the remote has under no ref (its branches and tags as `git ls-remote`
+lists them, every remote-tracking ref) and no earlier range of the push has;
+a range of empty commits only is skipped, said on stderr.  Each is reviewed
+with the pipeline (`--profile rules`: the rules only; `quick`: plus a native
+quick build/run) and judged with `--fail-on` as `mmreview rules` judges it.
 """
 
 from __future__ import annotations
@@ -161,8 +164,13 @@ def remote_commits(root: Path, remote: str | None) -> list[str]:
         return []
     if proc.returncode != 0:
         return []
-    shas = {line.split()[0] for line in proc.stdout.decode("utf-8", "replace").splitlines() if line.strip()}
-    return sorted(s for s in shas if _has_commit(root, s))
+    shas = sorted({line.split()[0] for line in proc.stdout.decode("utf-8", "replace").splitlines()
+                   if line.strip()})
+    # One batch for all of them: a kernel remote lists thousands of tags.
+    check = run_git(root, "cat-file", "--batch-check=%(objectname) %(objecttype)",
+                    input="".join(f"{s}\n" for s in shas).encode(), check=False)
+    return [parts[0] for line in check.stdout.decode().splitlines()
+            if len(parts := line.split()) == 2 and parts[1] in ("commit", "tag")]
 
 
 def push_ranges(root: Path, stdin_text: str, remote: str | None = None,
