@@ -45,6 +45,8 @@ class CheckRequest:
     build_timeout: float | None = None   # seconds for one suite's build (default sandbox.BUILD_TIMEOUT)
     cluster: str | None = None           # a Dask scheduler's address: the matrix runs there
     lore: object = None                  # intake.lore.LoreOptions: where a Message-ID is fetched from
+    lone_patch: bool = False             # "-" is one patch of a series, to be checked alone
+    data: bytes | None = None            # "-" already read (b4-check reads it first)
 
 
 def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
@@ -63,9 +65,10 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
     report = progress or (lambda *_: None)
     tree = open_tree(req.tree)
     report("reading the series", 0, 1)
-    if req.base == FROM_TREE and req.source == "-":
+    if req.source == "-" and (req.base == FROM_TREE or req.lone_patch):
         import io
-        series = load_series("-", tree, stdin=io.BytesIO(_as_lone_patch(sys.stdin.buffer.read())))
+        data = req.data if req.data is not None else sys.stdin.buffer.read()
+        series = load_series("-", tree, stdin=io.BytesIO(_as_lone_patch(data)))
     else:
         series = load_series(req.source, tree, lore=req.lore)
     targets = _targets(req, executor)
