@@ -31,6 +31,7 @@ new mail on the next request.
 
 from __future__ import annotations
 
+import ctypes
 import email.message
 import email.parser
 import email.policy
@@ -72,6 +73,15 @@ def _split(item) -> list[bytes]:
         return [box.get_bytes(key) for key in box.iterkeys()]
     finally:
         box.close()
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the test process dies, even by SIGKILL (no stray server)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)          # PR_SET_PDEATHSIG; kept across exec
+    except (OSError, AttributeError):
+        pass
 
 
 def _message_id(raw: bytes) -> str:
@@ -131,9 +141,13 @@ class PublicInbox:
         log = open(self.root / "httpd.log", "wb")
         # fd 3 is where socket activation looks (kept open: the child closes fds after the dup2);
         # LISTEN_PID must be the daemon's own pid, which only a shell that then execs it knows.
+        def child_setup() -> None:
+            os.dup2(fd, 3)
+            _die_with_parent()
+
         self._proc = subprocess.Popen(
             ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec public-inbox-httpd -W0'],
-            env=self._env, pass_fds=(fd, 3), preexec_fn=lambda: os.dup2(fd, 3),
+            env=self._env, pass_fds=(fd, 3), preexec_fn=child_setup,
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.root, start_new_session=True)
         sock.close()
         log.close()
