@@ -200,5 +200,52 @@ def fetch_thread(source: str, ref: Ref, opts: LoreOptions) -> tuple[str, bytes]:
             raise InfraError(source, "b4 is not installed (pip install b4)") from None
     if proc.returncode != 0 or not proc.stdout.strip():
         raise _failure(source, url, ref.msgid, proc.stderr.decode("utf-8", "replace"))
-    _store(url, ref.msgid, proc.stdout)
-    return url, proc.stdout
+    data = proc.stdout
+    parent = _missing_cover(data, ref.msgid)
+    if parent:
+        try:
+            _, whole = fetch_thread(source, Ref(parent, ref.inbox), opts)
+        except (BadInput, InfraError):
+            whole = b""
+        if _is_cover_over(whole, parent, ref.msgid):
+            data = whole
+    _store(url, ref.msgid, data)
+    return url, data
+
+
+def _messages(data: bytes):
+    from mmreview.intake.mail import BadMail, NotMail, parse_message, split_mbox
+    try:
+        chunks = split_mbox(data)
+    except NotMail:
+        return
+    for raw, from_line in chunks:
+        try:
+            yield parse_message(raw, from_line, "")
+        except (NotMail, BadMail):
+            continue
+
+
+def _is_cover_over(data: bytes, cover: str, msgid: str) -> bool:
+    """`data` holds both `msgid` and `cover`, and `cover` is a cover letter ([PATCH 0/n])."""
+    import b4
+    found = {m.message_id: m for m in _messages(data) if m.message_id in (cover, msgid)}
+    if len(found) != 2:
+        return False
+    ls = b4.LoreSubject(found[cover].subject)
+    return not ls.reply and not ls.counters_inferred and ls.counter == 0
+
+
+def _missing_cover(data: bytes, msgid: str) -> str | None:
+    """b4 takes a lone [PATCH 1/1] sent in reply to something as a patch posted in the middle
+    of a discussion and leaves its parent out (b4/__init__.py: get_strict_thread()); when that
+    parent is the series' own cover letter ([PATCH 0/1]), the cover letter's thread is the one
+    to review.  The parent's Message-ID if it is missing here, else None."""
+    import b4
+    mails = list(_messages(data))
+    ids = {m.message_id for m in mails}
+    me = next((m for m in mails if m.message_id == msgid), None)
+    if me is None or not me.in_reply_to or me.in_reply_to in ids:
+        return None
+    ls = b4.LoreSubject(me.subject)
+    return me.in_reply_to if (ls.counter == 1 and ls.expected == 1 and not ls.reply) else None
