@@ -332,3 +332,5 @@ def test_b4_check_bad_stdin_is_a_failed_result_and_exit_2(env):
         env={**os.environ, **env}, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("mmreview: error: stdin: not an email")
+    [result] = json.loads(proc.stdout)      # b4 shows stdout: the reason is there too
+    assert result["status"] == "fail" and "not an email" in result["summary"]

@@ -50,15 +50,15 @@ def b4_check_cmd(
             fail_usage(f"--profile {profile}: rules or quick")
         if fail_on not in FAIL_ON_CHOICES:
             fail_usage(f"--fail-on {fail_on}: one of {', '.join(FAIL_ON_CHOICES)}")
-        data = read_stdin("-")
-        subject, msgid, counter = _head(data)
-        whole = series_mode or counter == 0
-        if whole and not msgid:
-            raise _bad("the message on stdin has no Message-ID to fetch its thread by")
-        req = CheckRequest(source=f"id:{msgid}" if whole else "-", tree=tree, arch=arch, profile=profile,
-                           fail_on=fail_on, lore=lore_options(lore, False),
-                           lone_patch=not whole, data=None if whole else data)
         try:
+            data = read_stdin("-")
+            subject, msgid, counter = _head(data)
+            whole = series_mode or counter == 0
+            if whole and not msgid:
+                raise _bad("the message on stdin has no Message-ID to fetch its thread by")
+            req = CheckRequest(source=f"id:{msgid}" if whole else "-", tree=tree, arch=arch,
+                               profile=profile, fail_on=fail_on, lore=lore_options(lore, False),
+                               lone_patch=not whole, data=None if whole else data)
             review = run_check(req)
         except MmreviewError as exc:
             # b4 shows stdout, not stderr: the reason goes in a result too.
