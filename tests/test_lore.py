@@ -181,6 +181,17 @@ def test_check_msgid_gives_the_review_of_check_mbox(inbox, env, tmp_path, kernel
     assert _stable(ra) == _stable(rb)
     if "xa-zero" in mbox:
         assert p1.returncode == 1 and "xa-zero-marker" in p1.stdout
+    # The saved Review (kind "lore") is one the schema accepts: `report` checks it.
+    rep = run("report", str(a), "--format", "json", env=env)
+    assert rep.returncode == p1.returncode and rep.stderr == "", rep.stderr   # its verdict, no error
+
+
+def test_rules_and_apply_take_a_message_id(inbox, env, kernel_tree):
+    proc = run("rules", "--lore", inbox.url, XA_COVER, env=env)
+    assert proc.returncode == 1 and "xa-zero-marker" in proc.stdout + proc.stderr, proc.stderr
+    proc = run("apply", "--json", "--lore", inbox.url, CLEAN_COVER, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["series"]["source"] == f"lore {inbox.url}{CLEAN_COVER}/"
 
 
 def test_email_reply_threads_to_the_real_cover_letter(inbox, env, tmp_path, kernel_tree):
