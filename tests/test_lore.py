@@ -325,11 +325,17 @@ def test_b4_review_runs_b4_check_per_patch_and_per_series(inbox, env, tmp_path, 
     details = json.loads(by_tool["mmreview-rules"]["details"])
     assert any("xa-zero-marker" in d["description"] for d in details)
 
-    t0 = time.monotonic()
+    # Patch 2/3: reviewed on top of patch 1 from its thread; alone when the thread is not to be had.
     p2 = _b4_message(inbox, V2_PATCH2)
-    res = checks.run_perpatch_checks([(V2_PATCH2, p2)], ["mmreview b4-check --profile rules"], topdir)
-    print(f"per-patch b4-check --profile rules: {time.monotonic() - t0:.1f} s")
+    res = checks.run_perpatch_checks([(V2_PATCH2, p2)], [f"mmreview b4-check --profile rules --lore {inbox.url}"],
+                                     topdir)
     assert {r["status"] for r in res[V2_PATCH2]} == {"pass"}, res
+    assert "on top of patch 1 of the thread" in res[V2_PATCH2][0]["summary"]
+    offline = "http://127.0.0.1:9/linux-mm/"       # the discard port: nothing listens
+    res = checks.run_perpatch_checks([(V2_PATCH2, p2)], [f"mmreview b4-check --profile rules --lore {offline}"],
+                                     topdir)
+    assert {r["status"] for r in res[V2_PATCH2]} == {"pass"}, res
+    assert "on top of" not in res[V2_PATCH2][0]["summary"]
 
     cover = _b4_message(inbox, V2_COVER)
     res = checks.run_series_checks((V2_COVER, cover),
