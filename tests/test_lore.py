@@ -222,6 +222,8 @@ def test_unknown_message_id_and_threads_without_a_whole_series(inbox, env):
     assert "no patch in 1 message" in line
     line = _one_error_line(run("series", "--lore", inbox.url, MISSING_COVER, env=env), 2)
     assert "missing patch 2/3" in line
+    line = _one_error_line(run("series", "--lore", "ftp://example.org/x/", CLEAN_COVER, env=env), 2)
+    assert "--lore ftp://example.org/x/: not an http(s) URL" in line
 
 
 class _Answer500(BaseHTTPRequestHandler):
