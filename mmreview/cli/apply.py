@@ -13,7 +13,7 @@ from rich.text import Text
 
 from mmreview.apply.diagnose import failed_on
 from mmreview.apply.checkout import APPLIED, APPLIED_3WAY, FAILED, ApplyResult, apply_series
-from mmreview.cli.app import TreeOption, app, run_command, stderr, stdout
+from mmreview.cli.app import LoreOption, NewestOption, TreeOption, app, lore_options, run_command, stderr, stdout
 from mmreview.common.errors import EXIT_FINDINGS, EXIT_OK
 from mmreview.intake.series import Series
 from mmreview.common.textsafe import visible as V
@@ -76,8 +76,11 @@ def _table(result: ApplyResult) -> None:
 @app.command("apply")
 def apply_cmd(
     series_arg: str = typer.Argument(..., metavar="SERIES",
-                                     help="mbox, directory of .patch/.eml, maildir, '-' for stdin, or A..B."),
+                                     help="mbox, directory of .patch/.eml, maildir, '-' for stdin, A..B, "
+                                          "or a Message-ID / lore link."),
     tree: Optional[str] = TreeOption,
+    lore: Optional[str] = LoreOption,
+    newest: bool = NewestOption,
     base: Optional[str] = typer.Option(None, "--base", help="Apply on this revision (default: the series' "
                                                             "base-commit: if the tree has it, else HEAD)."),
     keep: bool = typer.Option(False, "--keep", help="Keep the work tree and print its path."),
@@ -90,7 +93,7 @@ def apply_cmd(
     def body() -> int:
         from mmreview.intake.read import load_series
         kernel = open_tree(tree)
-        series = load_series(series_arg, kernel)
+        series = load_series(series_arg, kernel, lore=lore_options(lore, newest))
         with stderr.status("applying…") if stderr.is_terminal else nullcontext():
             with apply_series(kernel, series, base=base, keep=keep) as co:
                 result = co.result

@@ -8,9 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from mmreview.cli.app import FailOnOption, TreeOption, app, fail_usage, run_command
+from mmreview.cli.app import (FailOnOption, LoreOption, NewestOption, TreeOption, app, fail_usage,
+                              lore_options, run_command)
 from mmreview.common.errors import EXIT_OK, BadInput
-from mmreview.review.model import FAIL_ON_CHOICES
+from mmreview.review.model import parse_fail_on
 from mmreview.common.textsafe import visible as V
 
 
@@ -93,8 +94,10 @@ def _print_result(review) -> None:
 
 
 @app.command("rules")
-def rules(series: Optional[str] = typer.Argument(None, help="mbox, directory, maildir, '-' or A..B"),
+def rules(series: Optional[str] = typer.Argument(None, help="mbox, directory, maildir, '-', A..B or a Message-ID / lore link"),
           tree: Optional[str] = TreeOption,
+          lore: Optional[str] = LoreOption,
+          newest: bool = NewestOption,
           base: Optional[str] = typer.Option(None, "--base", help="Apply on this commit."),
           ignore: List[str] = typer.Option([], "--ignore", help="Skip a rule id (repeatable); "
                                                                 "'checkpatch' skips all checkpatch types."),
@@ -126,11 +129,14 @@ def rules(series: Optional[str] = typer.Argument(None, help="mbox, directory, ma
         for i in ignore:
             if i.split(":", 1)[0] not in known:
                 raise BadInput(f"--ignore {i}", "no such rule (see `mmreview rules --list`)")
-        if fail_on not in FAIL_ON_CHOICES:
-            fail_usage(f"--fail-on {fail_on}: one of {', '.join(FAIL_ON_CHOICES)}")
+        try:
+            severity, fail_untested = parse_fail_on(fail_on)
+        except ValueError as exc:
+            fail_usage(f"--fail-on {fail_on}: {exc}")
         from mmreview.review.pipeline import CheckRequest, run_check
         review = run_check(CheckRequest(source=series, tree=tree, base=base, profile="rules",
-                                        fail_on=fail_on, ignore=tuple(ignore)))
+                                        fail_on=severity, fail_on_untested=fail_untested,
+                                        ignore=tuple(ignore), lore=lore_options(lore, newest)))
         if as_json:
             data = review.to_json()
             print(json.dumps({k: data[k] for k in ("verdict", "exit_code", "summary", "fail_on",
