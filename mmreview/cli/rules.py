@@ -89,7 +89,7 @@ def _print_result(review) -> None:
     if partial:
         tally += f"; {len(partial)} could not read every patch ({', '.join(partial)})"
     # The last line is the verdict the exit code gives: they never disagree.
-    print(f"{tally}; fails on {review.fail_on}")
+    print(f"{tally}; fails on {review.fails_on}")
     print(V(f"{review.verdict.upper()}: {review.summary()}"))
 
 
