@@ -25,7 +25,12 @@ rules read as policy (mm/rmap.c's lock order) — a series cannot switch its own
 
 Rules that name kernel functions find them where the tree under review keeps them
 (`ctx.locate("dup_mmap")` -> the files defining it at the base: kernel/fork.c on 6.1/6.12,
-mm/mmap.c on 7.x).
+mm/mmap.c on 7.x).  Rules that reason about functions follow the names they meet into their
+definitions (`ctx.definition(name)`: a macro, a static inline of a header, a function of another .c
+file; the series' own version first, then the tree's at the base, wherever it keeps it) and ask which
+definitions mention a token (`ctx.mentioning({"MMF_UNSTABLE"})`: check_stable_address_space() in
+include/linux/oom.h).  The tree is searched with `git grep` at the base; what a search found is kept
+per base commit under $XDG_CACHE_HOME/mmreview/rules/ (a commit's content never changes).
 
 A rule is one file rules/<name>.py with ID, SEVERITY, TITLE, RATIONALE, SOURCE and
 `check(ctx: RuleContext) -> list[Finding]`.  Ids to ignore match a rule id
@@ -39,6 +44,8 @@ patch of the series removes again gets `fixed_by` set to that patch.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import re
 import subprocess
 import time
@@ -48,7 +55,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
-from mmreview.rules.analysis.cparse import CFile, Function, parse
+from mmreview.rules.analysis.cparse import CFile, Function, identifiers, parse
+from mmreview.rules.analysis.defs import SCOPE, Definition, definitions
 from mmreview.rules.analysis.diffmap import FileChange, Line, PatchChange, follow_line, patch_changes
 from mmreview.common.errors import BadInput
 from mmreview.rules.findings import Finding, NotApplied, RuleInfo
@@ -151,6 +159,75 @@ _CANDIDATES: dict[tuple, list[str]] = {}
 LOCATED_TOGETHER = ("dup_mmap", "exit_mmap", "mas_store", "vm_area_free")
 
 
+class GrepCache:
+    """(commit, fixed string) -> the files of SCOPE holding it at that commit: `git grep -l` over
+    the headers and core .c files costs a second of CPU, so every answer is kept, in memory and
+    per commit in $XDG_CACHE_HOME/mmreview/rules/grep-<commit>.json."""
+
+    def __init__(self):
+        self.mem: dict[str, dict[str, list[str]]] = {}
+        self.dirty: set[str] = set()
+
+    def _dir(self) -> Path | None:
+        try:
+            from mmreview.kernel.trees import cache_dir
+            return cache_dir() / "rules"
+        except Exception:           # no home: an in-memory cache still works
+            return None
+
+    def _load(self, rev: str) -> dict[str, list[str]]:
+        if rev not in self.mem:
+            got: dict[str, list[str]] = {}
+            d = self._dir()
+            if d is not None:
+                try:
+                    got = json.loads((d / f"grep-{rev}.json").read_text())
+                except (OSError, ValueError):
+                    got = {}
+            self.mem[rev] = got if isinstance(got, dict) else {}
+        return self.mem[rev]
+
+    def files(self, repo, rev: str, strings: set[str]) -> dict[str, list[str]]:
+        known = self._load(rev)
+        todo = sorted(s for s in strings if s not in known)
+        # few strings per search: git grep -F slows down badly with hundreds of patterns
+        for i in range(0, len(todo), 8):
+            chunk = todo[i:i + 8]
+            pats = [a for t in chunk for a in ("-e", t)]
+            p = subprocess.run(["git", "-C", str(repo), "grep", "-n", "-F", *pats, rev, "--", *SCOPE],
+                               capture_output=True, env=git_env())
+            found: dict[str, set[str]] = {t: set() for t in chunk}
+            for row in p.stdout.decode("utf-8", "replace").splitlines():
+                if row.startswith(rev + ":"):
+                    row = row[len(rev) + 1:]
+                path, _, rest = row.partition(":")
+                text = rest.partition(":")[2]
+                for t in chunk:
+                    if t in text:
+                        found[t].add(path)
+            for t in chunk:
+                known[t] = sorted(found[t])
+            self.dirty.add(rev)
+        return {s: known.get(s, []) for s in strings}
+
+    def save(self) -> None:
+        d = self._dir()
+        if d is None:
+            return
+        for rev in self.dirty:
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                tmp = d / f".grep-{rev}.{os.getpid()}.tmp"
+                tmp.write_text(json.dumps(self.mem[rev], sort_keys=True))
+                os.replace(tmp, d / f"grep-{rev}.json")
+            except OSError:
+                pass                # a read-only cache: the next run searches again
+        self.dirty.clear()
+
+
+_GREP = GrepCache()
+
+
 class RuleContext:
     """What a check sees: the series' changes per patch, the trees at base and after each patch."""
 
@@ -166,9 +243,11 @@ class RuleContext:
         self._src: dict[tuple[str, str], bytes | None] = {}
         self._parsed: dict[tuple[str, str], CFile | None] = {}
         self._blobs = BlobReader(checkout.path)
+        self._defs: dict[tuple, object] = {}
 
     def close(self) -> None:
         self._blobs.close()
+        _GREP.save()
 
     # -- trees
     def source(self, rev: str, path: str) -> bytes | None:
@@ -234,6 +313,113 @@ class RuleContext:
                     got[n].add(path)
         for n in names:
             _CANDIDATES[(rev, n)] = sorted(got[n])
+
+    # -- definitions where the kernel keeps them
+    def series_c_paths(self) -> list[str]:
+        """The .c and .h files the series changes (as the tip names them)."""
+        return sorted({f.path for pc in self.patches for f in pc.files if f.is_c})
+
+    def _rev_index(self, rev: str) -> int:
+        return next((i for i, pc in enumerate(self.patches) if pc.rev_after == rev), len(self.patches) - 1)
+
+    def series_definitions(self, rev: str | None = None) -> dict[str, Definition]:
+        """Every macro and function in the files the series changes, as they stand at `rev` (default
+        the tip), each with the patch that last changed it (0: the series did not touch it)."""
+        rev = rev or self.tip_rev
+        key = ("series-defs", rev)
+        if key not in self._defs:
+            out: dict[str, Definition] = {}
+            for path in self.series_c_paths():
+                cf = self.cfile(rev, path)
+                if cf is None:
+                    continue
+                for name, d in definitions(cf, path).items():
+                    out.setdefault(name, d)
+            self._defs[key] = out
+        return self._defs[key]
+
+    def _changed_by(self, d: Definition, rev: str) -> int:
+        """The last patch up to `rev` that changed definition `d` (0: none)."""
+        last = 0
+        cf = self.cfile(self.base_rev, d.path)
+        prev = definitions(cf, d.path).get(d.name) if cf else None
+        prev_text = prev.text if prev else None
+        for pc in self.patches[:self._rev_index(rev) + 1]:
+            if not any(f.path == d.path for f in pc.files):
+                continue
+            cf = self.cfile(pc.rev_after, d.path)
+            now = definitions(cf, d.path).get(d.name) if cf else None
+            text = now.text if now else None
+            if text != prev_text:
+                last = pc.number
+            prev_text = text
+        return last
+
+    def definition(self, name: str, rev: str | None = None) -> Definition | None:
+        """Where `name` is defined: in a file the series changes, as it stands at `rev` (default the
+        tip), else in the tree at the base wherever the tree keeps it (a header's macro or static
+        inline, a function of any core .c file)."""
+        d = self.series_definitions(rev).get(name)
+        if d is not None:
+            return self._attributed(d, rev)
+        return self.base_definition(name)
+
+    def _attributed(self, d: Definition, rev: str | None) -> Definition:
+        if not getattr(d, "_attributed", False):
+            d.patch = self._changed_by(d, rev or self.tip_rev)
+            d._attributed = True
+        return d
+
+    def base_definition(self, name: str) -> Definition | None:
+        key = ("base-def", name)
+        if key not in self._defs:
+            found = None
+            hits = _GREP.files(self.checkout.path, self.base_rev, {f"{name}(", f"define {name}"})
+            paths = sorted(set().union(*hits.values()), key=_home_first)
+            for path in paths:
+                cf = self.cfile(self.base_rev, path)
+                d = definitions(cf, path).get(name) if cf else None
+                if d is not None and (found is None or (d.kind != "macro" and d.end - d.line > found.end - found.line
+                                                        and found.kind != "macro")):
+                    found = d
+                    if d.path.startswith(("include/linux/", "mm/")):
+                        break
+            self._defs[key] = found
+        return self._defs[key]
+
+    def mentioning(self, tokens: set[str], rev: str | None = None,
+                   base: bool = True) -> dict[str, list[tuple[Definition, int]]]:
+        """token -> [(definition, line)]: the macros and functions whose body names the token (in
+        code: comments and strings do not count), in the files the series changes at `rev` (default
+        the tip) and (unless `base` is False) in the tree at the base.  A definition the series
+        changes is taken as the series leaves it."""
+        series = self.series_definitions(rev)
+        out: dict[str, list[tuple[Definition, int]]] = {t: [] for t in tokens}
+        seen: set[tuple[str, str]] = set()
+        hits = _GREP.files(self.checkout.path, self.base_rev, set(tokens)) if base else {}
+        pools = [list(series.values())]
+        series_paths = set(self.series_c_paths())
+        for t in tokens:
+            for path in hits.get(t, []):
+                if path in series_paths:
+                    continue
+                cf = self.cfile(self.base_rev, path)
+                if cf is not None:
+                    pools.append(list(definitions(cf, path).values()))
+        for pool in pools:
+            for d in pool:
+                if (d.path, d.name) in seen:
+                    continue
+                body = " ".join(d.cf.text_lines[d.line - 1:d.end])
+                if not any(t in body for t in tokens):
+                    continue
+                seen.add((d.path, d.name))
+                if d.path in series_paths:
+                    self._attributed(d, rev)
+                for ident, ln in identifiers(d.fn):
+                    if ident in out and ident != d.name and all(x[0] is not d for x in out[ident]):
+                        out[ident].append((d, ln))
+        return out
 
     def series_touches(self, prefixes: tuple[str, ...]) -> bool:
         return any(f.path.startswith(prefixes) or (f.old_path or "").startswith(prefixes)
@@ -331,6 +517,11 @@ class BlobReader:
             assert self.proc.stdin
             self.proc.stdin.close()
             self.proc.wait()
+
+
+def _home_first(path: str) -> tuple:
+    """Generic headers and mm before architecture code."""
+    return (not path.startswith(("include/linux/", "mm/")), not path.startswith("include/"), path)
 
 
 def _ranges(nums: list[int]) -> str:

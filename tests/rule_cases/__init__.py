@@ -3,7 +3,8 @@ not use (positives) and look-alikes that are fine (negatives), as edits on the d
 
 Each case is data: `Case(rule, name, patches, expect)`.  `patches` is what conftest_rules.make_mbox
 takes ([(subject, body, [(path, old, new)])]); `expect` is [(patch, path, line substring, message
-substrings)] for a positive and [] for a negative.  tests/test_rules_forms.py makes each case a real
+substrings, "!x": x must not be said)] for a positive and [] for a
+negative.  tests/test_rules_forms.py makes each case a real
 `git format-patch` series, applies it and runs the one rule on it.
 """
 
