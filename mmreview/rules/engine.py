@@ -320,6 +320,8 @@ class RuleContext:
         return sorted({f.path for pc in self.patches for f in pc.files if f.is_c})
 
     def _rev_index(self, rev: str) -> int:
+        if rev == self.base_rev:
+            return -1
         return next((i for i, pc in enumerate(self.patches) if pc.rev_after == rev), len(self.patches) - 1)
 
     def series_definitions(self, rev: str | None = None) -> dict[str, Definition]:
@@ -387,8 +389,8 @@ class RuleContext:
             self._defs[key] = found
         return self._defs[key]
 
-    def mentioning(self, tokens: set[str], rev: str | None = None,
-                   base: bool = True) -> dict[str, list[tuple[Definition, int]]]:
+    def mentioning(self, tokens: set[str], rev: str | None = None, base: bool = True,
+                   headers_only: bool = False) -> dict[str, list[tuple[Definition, int]]]:
         """token -> [(definition, line)]: the macros and functions whose body names the token (in
         code: comments and strings do not count), in the files the series changes at `rev` (default
         the tip) and (unless `base` is False) in the tree at the base.  A definition the series
@@ -401,7 +403,7 @@ class RuleContext:
         series_paths = set(self.series_c_paths())
         for t in tokens:
             for path in hits.get(t, []):
-                if path in series_paths:
+                if path in series_paths or (headers_only and not path.endswith(".h")):
                     continue
                 cf = self.cfile(self.base_rev, path)
                 if cf is not None:
