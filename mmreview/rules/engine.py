@@ -159,6 +159,18 @@ _CANDIDATES: dict[tuple, list[str]] = {}
 LOCATED_TOGETHER = ("dup_mmap", "exit_mmap", "mas_store", "vm_area_free")
 
 
+def grep_lines(repo, rev: str, strings, pathspecs) -> Iterator[tuple[str, str]]:
+    """(path, line text) of every line at `rev` holding one of the fixed `strings`."""
+    pats = [a for t in strings for a in ("-e", t)]
+    p = subprocess.run(["git", "-C", str(repo), "grep", "-n", "-F", *pats, rev, "--", *pathspecs],
+                       capture_output=True, env=git_env())
+    for row in p.stdout.decode("utf-8", "replace").splitlines():
+        if row.startswith(rev + ":"):
+            row = row[len(rev) + 1:]
+        path, _, rest = row.partition(":")
+        yield path, rest.partition(":")[2]
+
+
 class GrepCache:
     """(commit, fixed string) -> the files of SCOPE holding it at that commit: `git grep -l` over
     the headers and core .c files costs a second of CPU, so every answer is kept, in memory and
@@ -193,15 +205,8 @@ class GrepCache:
         # few strings per search: git grep -F slows down badly with hundreds of patterns
         for i in range(0, len(todo), 8):
             chunk = todo[i:i + 8]
-            pats = [a for t in chunk for a in ("-e", t)]
-            p = subprocess.run(["git", "-C", str(repo), "grep", "-n", "-F", *pats, rev, "--", *SCOPE],
-                               capture_output=True, env=git_env())
             found: dict[str, set[str]] = {t: set() for t in chunk}
-            for row in p.stdout.decode("utf-8", "replace").splitlines():
-                if row.startswith(rev + ":"):
-                    row = row[len(rev) + 1:]
-                path, _, rest = row.partition(":")
-                text = rest.partition(":")[2]
+            for path, text in grep_lines(repo, rev, chunk, SCOPE):
                 for t in chunk:
                     if t in text:
                         found[t].add(path)
@@ -295,17 +300,10 @@ class RuleContext:
         """One `git grep -F` for every name (a fixed-string search is several times faster than
         the definition regex over 700 files); the definition lines are picked out here."""
         names = {n for n in names if (rev, n) not in _CANDIDATES}
-        pats = [a for n in sorted(names) for a in ("-e", f"{n}(")]
-        p = subprocess.run(["git", "-C", str(self.checkout.path), "grep", "-n", "-F", *pats, rev, "--",
-                            *[f"{w}/*.c" for w in ("mm", "kernel", "lib")]],
-                           capture_output=True, env=git_env())
         defs = {n: re.compile(rf"^([A-Za-z_].*[^A-Za-z0-9_])?{re.escape(n)}\(") for n in names}
         got: dict[str, set[str]] = {n: set() for n in names}
-        for row in p.stdout.decode("utf-8", "replace").splitlines():
-            if row.startswith(rev + ":"):
-                row = row[len(rev) + 1:]
-            path, _, rest = row.partition(":")
-            text = rest.partition(":")[2]
+        for path, text in grep_lines(self.checkout.path, rev, [f"{n}(" for n in sorted(names)],
+                                     [f"{w}/*.c" for w in ("mm", "kernel", "lib")]):
             if not text[:1].isalpha() and text[:1] != "_":
                 continue            # indented: a call, not a definition
             for n, rx in defs.items():

@@ -27,6 +27,18 @@ class Case:
         return bool(self.expect)
 
 
+# where a series keeps definitions, on the 6.12 tree: a private header of mm, include/linux/mm.h,
+# another .c file of mm (each anchor is a line the new code goes in front of)
+INTERNAL_H = "static inline void vma_close(struct vm_area_struct *vma)\n"
+MM_H = "static inline unsigned long vma_pages(struct vm_area_struct *vma)\n"
+UTIL_C = "void kvfree(const void *addr)\n"
+
+
+def before(path: str, anchor: str, code: str) -> tuple:
+    """An edit putting `code` in front of the line `anchor`."""
+    return (path, anchor, code + anchor)
+
+
 def patch(subject: str, *edits, body: str = "") -> tuple:
     return (subject, body or f"{subject}.", list(edits))
 

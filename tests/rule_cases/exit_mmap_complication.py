@@ -1,6 +1,6 @@
 """exit-mmap-complication: fork-failure state read on the exit path, or a new limit on teardown."""
 
-from . import Case, patch
+from . import INTERNAL_H, MM_H, UTIL_C, Case, before, patch
 
 R = "exit-mmap-complication"
 # dup_mmap()'s failure branch on 6.12 (kernel/fork.c)
@@ -9,19 +9,12 @@ EXIT_HEAD = "\tvma = vma_next(&vmi);\n\tif (!vma || unlikely(xa_is_zero(vma))) {
 UNMAP = "\tunmap_vmas(&tlb, &vmi.mas, vma, 0, ULONG_MAX, ULONG_MAX, false);\n"
 FREE = "\tfree_pgtables(&tlb, &vmi.mas, vma, FIRST_USER_ADDRESS,\n\t\t      USER_PGTABLES_CEILING, true);\n"
 LOOP_END = "\t} while (vma && likely(!xa_is_zero(vma)));\n"
-# where the series keeps its definitions: include/linux/mm.h, mm/internal.h, another .c of mm
-MM_H = "static inline unsigned long vma_pages(struct vm_area_struct *vma)\n"
-INTERNAL_H = "static inline void vma_close(struct vm_area_struct *vma)\n"
-UTIL_C = "void kvfree(const void *addr)\n"
 STORE = "\t\t\tmas_store(&vmi.mas, XA_ZERO_ENTRY);\n"
 MARKER_H = ("/* Where a failed dup_mmap() stopped copying */\n"
             "#define VMA_DUP_FAILED xa_mk_value(0xd0f)\n\n"
             "static inline bool vma_dup_failed(const struct vm_area_struct *vma)\n{\n"
             "\treturn (const void *)vma == VMA_DUP_FAILED;\n}\n\n")
 
-
-def before(path, anchor, code):
-    return (path, anchor, code + anchor)
 
 
 def marker_patch():

@@ -1,6 +1,6 @@
 """lock-order: locks taken against mm/rmap.c's order, through helpers, wrappers and read variants."""
 
-from . import Case, patch
+from . import INTERNAL_H, MM_H, UTIL_C, Case, patch
 
 R = "lock-order"
 # new functions go in front of this one in mm/mremap.c, beside take_rmap_locks()/drop_rmap_locks()
@@ -11,10 +11,6 @@ VMA_ANCHOR = "static void vma_complete(struct vma_prepare *vp, struct vma_iterat
 def before(path, anchor, code):
     return (path, anchor, code + "\n" + anchor)
 
-
-INTERNAL_H = "static inline void vma_close(struct vm_area_struct *vma)\n"
-MM_H = "static inline unsigned long vma_pages(struct vm_area_struct *vma)\n"
-UTIL_C = "void kvfree(const void *addr)\n"
 
 
 CASES = [

@@ -1,6 +1,6 @@
 """maple-store-alloc: allocating stores whose failure is not handled, in forms the samples lack."""
 
-from . import Case, patch
+from . import INTERNAL_H, MM_H, UTIL_C, Case, before, patch
 
 R = "maple-store-alloc"
 ANCHOR = "static void vma_complete(struct vma_prepare *vp, struct vma_iterator *vmi,\n"
@@ -10,14 +10,7 @@ def fn(code):
     return ("mm/vma.c", ANCHOR, code + "\n" + ANCHOR)
 
 
-# where definitions live: a header of mm, include/linux/mm.h, another .c file of mm
-INTERNAL_H = "static inline void vma_close(struct vm_area_struct *vma)\n"
-MM_H = "static inline unsigned long vma_pages(struct vm_area_struct *vma)\n"
-UTIL_C = "void kvfree(const void *addr)\n"
 
-
-def before(path, anchor, code):
-    return (path, anchor, code + anchor)
 
 
 CASES = [

@@ -1,6 +1,6 @@
 """vma-free-rcu: a VMA freed around vm_area_free(), in forms the sample lacks."""
 
-from . import Case, patch
+from . import INTERNAL_H, MM_H, UTIL_C, Case, before, patch
 
 R = "vma-free-rcu"
 FAIL = "fail_nomem_policy:\n\tvm_area_free(tmp);\n"
@@ -11,13 +11,6 @@ def fn(code):
     return ("mm/vma.c", ANCHOR, code + "\n" + ANCHOR)
 
 
-INTERNAL_H = "static inline void vma_close(struct vm_area_struct *vma)\n"
-MM_H = "static inline unsigned long vma_pages(struct vm_area_struct *vma)\n"
-UTIL_C = "void kvfree(const void *addr)\n"
-
-
-def before(path, anchor, code):
-    return (path, anchor, code + anchor)
 
 
 CALLER = ("static void vma_abandon(struct vm_area_struct *new)\n{\n\tfput(new->vm_file);\n"
