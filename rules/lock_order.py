@@ -88,8 +88,9 @@ class _Resolver:
         self.ctx, self.rev, self.base = ctx, rev, base
 
     def __call__(self, name):
-        if name in self.ctx.series_definitions(self.rev):
-            return self.ctx.definition(name, self.rev)
+        d = self.ctx.series_definition(name, self.rev)
+        if d is not None:
+            return d
         if not self.base:
             return None
         return _tree_locks(self.ctx).get(name)

@@ -113,9 +113,9 @@ class _Definitions:
         self.base = None
 
     def get(self, pc, name: str, passes_vma: bool):
-        d = self.ctx.series_definitions(pc.rev_after).get(name)
+        d = self.ctx.series_definition(name, pc.rev_after)
         if d is not None:
-            return self.ctx.definition(name, pc.rev_after)
+            return d
         if not passes_vma:
             return None
         if self.base is None:

@@ -43,6 +43,7 @@ patch of the series removes again gets `fixed_by` set to that patch.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -322,21 +323,50 @@ class RuleContext:
             return -1
         return next((i for i, pc in enumerate(self.patches) if pc.rev_after == rev), len(self.patches) - 1)
 
-    def series_definitions(self, rev: str | None = None) -> dict[str, Definition]:
-        """Every macro and function in the files the series changes, as they stand at `rev` (default
-        the tip), each with the patch that last changed it (0: the series did not touch it)."""
-        rev = rev or self.tip_rev
-        key = ("series-defs", rev)
-        if key not in self._defs:
-            out: dict[str, Definition] = {}
-            for path in self.series_c_paths():
+    def _as_of(self, rev: str, path: str) -> str:
+        """The revision whose `path` is the one at `rev`: the last patch up to `rev` that touched it,
+        or the base (a series' files share their parse across the patches that leave them alone)."""
+        out = self.base_rev
+        for pc in self.patches[:self._rev_index(rev) + 1]:
+            if any(f.path == path for f in pc.files):
+                out = pc.rev_after
+        return out
+
+    def _series_index(self) -> dict[str, list[str]]:
+        """name -> the files of the series that define it at the base or after any patch."""
+        if "series-index" not in self._defs:
+            index: dict[str, list[str]] = {}
+            paths = set(self.series_c_paths())
+            revs = [(self.base_rev, p) for p in paths] + \
+                [(pc.rev_after, f.path) for pc in self.patches for f in pc.files if f.path in paths]
+            for rev, path in revs:
                 cf = self.cfile(rev, path)
-                if cf is None:
-                    continue
-                for name, d in definitions(cf, path).items():
-                    out.setdefault(name, d)
-            self._defs[key] = out
-        return self._defs[key]
+                for name in (definitions(cf, path) if cf is not None else {}):
+                    if path not in index.setdefault(name, []):
+                        index[name].append(path)
+            self._defs["series-index"] = index
+        return self._defs["series-index"]
+
+    def series_definition(self, name: str, rev: str | None = None) -> Definition | None:
+        """`name` as a file the series changes defines it at `rev` (default the tip), with the patch
+        that last changed it (0: the series did not)."""
+        rev = rev or self.tip_rev
+        for path in self._series_index().get(name, []):
+            cf = self.cfile(self._as_of(rev, path), path)
+            d = definitions(cf, path).get(name) if cf is not None else None
+            if d is not None:
+                return self._attributed(d, rev)
+        return None
+
+    def series_definitions(self, rev: str | None = None) -> list[Definition]:
+        """Every macro and function of the files the series changes, as they stand at `rev`."""
+        rev = rev or self.tip_rev
+        out = []
+        for path in self.series_c_paths():
+            cf = self.cfile(self._as_of(rev, path), path)
+            if cf is not None:
+                out += definitions(cf, path).values()
+        return out
 
     def _changed_by(self, d: Definition, rev: str) -> int:
         """The last patch up to `rev` that changed definition `d` (0: none)."""
@@ -359,16 +389,15 @@ class RuleContext:
         """Where `name` is defined: in a file the series changes, as it stands at `rev` (default the
         tip), else in the tree at the base wherever the tree keeps it (a header's macro or static
         inline, a function of any core .c file)."""
-        d = self.series_definitions(rev).get(name)
-        if d is not None:
-            return self._attributed(d, rev)
-        return self.base_definition(name)
+        return self.series_definition(name, rev) or self.base_definition(name)
 
     def _attributed(self, d: Definition, rev: str | None) -> Definition:
-        if not getattr(d, "_attributed", False):
-            d.patch = self._changed_by(d, rev or self.tip_rev)
-            d._attributed = True
-        return d
+        """`d` with the patch that wrote it, for this series (a parsed file and its definitions are
+        shared by every series with the same content: the copy is this series' own)."""
+        key = ("attributed", d.path, d.name, d.line, rev or self.tip_rev)
+        if key not in self._defs:
+            self._defs[key] = dataclasses.replace(d, patch=self._changed_by(d, rev or self.tip_rev))
+        return self._defs[key]
 
     def base_definition(self, name: str) -> Definition | None:
         key = ("base-def", name)
@@ -393,11 +422,10 @@ class RuleContext:
         code: comments and strings do not count), in the files the series changes at `rev` (default
         the tip) and (unless `base` is False) in the tree at the base.  A definition the series
         changes is taken as the series leaves it."""
-        series = self.series_definitions(rev)
         out: dict[str, list[tuple[Definition, int]]] = {t: [] for t in tokens}
         seen: set[tuple[str, str]] = set()
         hits = _GREP.files(self.checkout.path, self.base_rev, set(tokens)) if base else {}
-        pools = [list(series.values())]
+        pools = [[d for d in self.series_definitions(rev) if not headers_only or d.path.endswith(".h")]]
         series_paths = set(self.series_c_paths())
         for t in tokens:
             for path in hits.get(t, []):
@@ -415,7 +443,7 @@ class RuleContext:
                     continue
                 seen.add((d.path, d.name))
                 if d.path in series_paths:
-                    self._attributed(d, rev)
+                    d = self._attributed(d, rev)
                 for ident, ln in identifiers(d.fn):
                     if ident in out and ident != d.name and all(x[0] is not d for x in out[ident]):
                         out[ident].append((d, ln))
