@@ -438,7 +438,7 @@ class RuleContext:
             for d in pool:
                 if (d.path, d.name) in seen:
                     continue
-                body = " ".join(d.cf.text_lines[d.line - 1:d.end])
+                body = d.source()
                 if not any(t in body for t in tokens):
                     continue
                 seen.add((d.path, d.name))

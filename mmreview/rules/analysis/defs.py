@@ -34,15 +34,35 @@ class Definition:
     path: str
     line: int                   # first line of the definition
     end: int
-    cf: CFile = field(repr=False)       # the file (a macro: its replacement text, on its own lines)
-    fn: Function = field(repr=False)    # the body the rules walk
+    src_lines: list[str] = field(repr=False)    # the lines of the file it is in
     params: list[str] = field(default_factory=list)
     patch: int = 0              # the series patch that last changed it (0: as the base has it)
+    # the body the rules walk: the function, or a macro's replacement text parsed on its own lines
+    # (on first use: most of a header's macros are never asked for)
+    body_of: object = field(default=None, repr=False, compare=False)
+    _body: tuple | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cf(self) -> CFile:
+        return self._parsed()[0]
+
+    @property
+    def fn(self) -> Function:
+        return self._parsed()[1]
+
+    def _parsed(self) -> tuple:
+        if self._body is None:
+            self._body = self.body_of()
+        return self._body
 
     @property
     def text(self) -> str:
         """The definition, normalised: what is compared across revisions."""
-        return " ".join(" ".join(self.cf.text_lines[self.line - 1:self.end]).split())
+        return " ".join(" ".join(self.src_lines[self.line - 1:self.end]).split())
+
+    def source(self) -> str:
+        """The definition's lines, as written."""
+        return "\n".join(self.src_lines[self.line - 1:self.end])
 
     def where(self) -> str:
         who = f"patch {self.patch}" if self.patch else "the base"
@@ -65,19 +85,20 @@ def _macro(cf: CFile, node, path: str) -> Definition | None:
     params_n = node.child_by_field_name("parameters")
     params = [p.text.decode() for p in params_n.named_children] if params_n is not None else []
     row = value.start_point[0]
-    text = value.text.replace(b"\\\r\n", b" \n").replace(b"\\\n", b" \n")
-    # the body on the macro's own lines: `{ ... ; }` holds an expression, a statement list or a
-    # do-while(0) alike
-    src = b"\n" * row + f"void {_MACRO_FN}(void) {{ ".encode() + text + b" ;\n}\n"
-    body = CFile(src)      # not parse(): a macro's body must not crowd whole files out of its cache
-    fn = body.function_named(_MACRO_FN)
-    if fn is None:
-        return None
     last = node.end_point[0] + (0 if node.end_point[1] == 0 else 1)
-    body.text_lines[:last] = cf.text_lines[:last]   # excerpts read the header's own lines
-    return Definition(name=name_n.text.decode(), kind="macro", path=path,
-                      line=node.start_point[0] + 1, end=node.end_point[0] + (0 if node.end_point[1] == 0 else 1),
-                      cf=body, fn=fn, params=params)
+    raw = value.text
+
+    def body():
+        text = raw.replace(b"\\\r\n", b" \n").replace(b"\\\n", b" \n")
+        # the body on the macro's own lines: `{ ... ; }` holds an expression, a statement list or a
+        # do-while(0) alike
+        src = b"\n" * row + f"void {_MACRO_FN}(void) {{ ".encode() + text + b" ;\n}\n"
+        parsed = CFile(src)     # not parse(): a macro's body must not crowd whole files out of its cache
+        parsed.text_lines[:last] = cf.text_lines[:last]     # excerpts read the header's own lines
+        return parsed, parsed.function_named(_MACRO_FN)
+
+    return Definition(name=name_n.text.decode(), kind="macro", path=path, line=node.start_point[0] + 1,
+                      end=last, src_lines=cf.text_lines, params=params, body_of=body)
 
 
 def definitions(cf: CFile, path: str) -> dict[str, Definition]:
@@ -90,8 +111,8 @@ def definitions(cf: CFile, path: str) -> dict[str, Definition]:
     for fn in cf.functions:
         head = " ".join(cf.text_lines[fn.start - 1:fn.body_start])
         kind = "static inline" if path.endswith(".h") and "inline" in head.split("(")[0] else "function"
-        d = Definition(name=fn.name, kind=kind, path=path, line=fn.start, end=fn.end, cf=cf, fn=fn,
-                       params=fn.params)
+        d = Definition(name=fn.name, kind=kind, path=path, line=fn.start, end=fn.end,
+                       src_lines=cf.text_lines, params=fn.params, _body=(cf, fn))
         if fn.name not in out or (fn.end - fn.start) > (out[fn.name].end - out[fn.name].line):
             out[fn.name] = d
     stack = [cf.tree.root_node]
