@@ -20,6 +20,7 @@ A series that edits the documented order itself gets a warning of its own at tha
 order needs its own review, and the series' code is still checked against the base's.
 """
 
+from mmreview.rules.analysis.defs import definitions
 from mmreview.rules.analysis.lockorder import (ACQUIRE, TRYLOCK, NoHierarchy, lock_event, parse_hierarchy,
                                               summaries, violations)
 
@@ -93,19 +94,21 @@ class _Resolver:
             return d
         if not self.base:
             return None
-        return _tree_locks(self.ctx).get(name)
+        return _tree_definition(self.ctx, name)
 
 
 def _tree_locks(ctx) -> dict:
+    """name -> file: the tree's header macros and inlines naming a lock API of the hierarchy."""
     key = ("lock-order", "tree")
     if key not in ctx._defs:
-        found = {}
-        for defs in ctx.mentioning(set(ACQUIRE) | set(TRYLOCK), headers_only=True).values():
-            for d, _ in defs:
-                if d.patch == 0 and d.path.endswith(".h"):
-                    found.setdefault(d.name, d)
-        ctx._defs[key] = found
+        ctx._defs[key] = ctx.tree_names(set(ACQUIRE) | set(TRYLOCK), headers_only=True)
     return ctx._defs[key]
+
+
+def _tree_definition(ctx, name):
+    path = _tree_locks(ctx).get(name)
+    cf = ctx.cfile(ctx.base_rev, path) if path else None
+    return definitions(cf, path).get(name) if cf is not None else None
 
 
 def _called(ctx, pc, name, line, resolver) -> str:

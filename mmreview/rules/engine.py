@@ -216,6 +216,13 @@ class GrepCache:
             self.dirty.add(rev)
         return {s: known.get(s, []) for s in strings}
 
+    def cached(self, rev: str) -> dict:
+        return self._load(rev)
+
+    def put(self, rev: str, key: str, value) -> None:
+        self._load(rev)[key] = value
+        self.dirty.add(rev)
+
     def save(self) -> None:
         d = self._dir()
         if d is None:
@@ -416,17 +423,33 @@ class RuleContext:
             self._defs[key] = found
         return self._defs[key]
 
+    def tree_names(self, tokens: set[str], headers_only: bool = False) -> dict[str, str]:
+        """name -> file of the tree's own definitions at the base whose body names one of `tokens`:
+        what mentioning() finds at the base, kept per base commit like the searches (a run then
+        parses only the files of the names it meets)."""
+        key = f"names{':h' if headers_only else ''}:" + ",".join(sorted(tokens))
+        known = _GREP.cached(self.base_rev)
+        if not isinstance(known.get(key), dict):
+            names: dict[str, str] = {}
+            for defs in self.mentioning(tokens, headers_only=headers_only, series=False).values():
+                for d, _ in defs:
+                    names.setdefault(d.name, d.path)
+            _GREP.put(self.base_rev, key, names)
+        return dict(known[key])
+
     def mentioning(self, tokens: set[str], rev: str | None = None, base: bool = True,
-                   headers_only: bool = False) -> dict[str, list[tuple[Definition, int]]]:
+                   headers_only: bool = False, series: bool = True) -> dict[str, list[tuple[Definition, int]]]:
         """token -> [(definition, line)]: the macros and functions whose body names the token (in
         code: comments and strings do not count), in the files the series changes at `rev` (default
         the tip) and (unless `base` is False) in the tree at the base.  A definition the series
         changes is taken as the series leaves it."""
         out: dict[str, list[tuple[Definition, int]]] = {t: [] for t in tokens}
+        named = re.compile("|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)) or "(?!)")
         seen: set[tuple[str, str]] = set()
         hits = _GREP.files(self.checkout.path, self.base_rev, set(tokens)) if base else {}
-        pools = [[d for d in self.series_definitions(rev) if not headers_only or d.path.endswith(".h")]]
-        series_paths = set(self.series_c_paths())
+        pools = [[d for d in self.series_definitions(rev) if not headers_only or d.path.endswith(".h")]] \
+            if series else []
+        series_paths = set(self.series_c_paths()) if series else set()
         for t in tokens:
             for path in hits.get(t, []):
                 if path in series_paths or (headers_only and not path.endswith(".h")):
@@ -438,8 +461,7 @@ class RuleContext:
             for d in pool:
                 if (d.path, d.name) in seen:
                     continue
-                body = d.source()
-                if not any(t in body for t in tokens):
+                if not named.search(d.source()):
                     continue
                 seen.add((d.path, d.name))
                 if d.path in series_paths:
