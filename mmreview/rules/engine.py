@@ -333,11 +333,14 @@ class RuleContext:
     def _as_of(self, rev: str, path: str) -> str:
         """The revision whose `path` is the one at `rev`: the last patch up to `rev` that touched it,
         or the base (a series' files share their parse across the patches that leave them alone)."""
-        out = self.base_rev
-        for pc in self.patches[:self._rev_index(rev) + 1]:
-            if any(f.path == path for f in pc.files):
-                out = pc.rev_after
-        return out
+        key = ("as-of", rev, path)
+        if key not in self._defs:
+            out = self.base_rev
+            for pc in self.patches[:self._rev_index(rev) + 1]:
+                if any(f.path == path for f in pc.files):
+                    out = pc.rev_after
+            self._defs[key] = out
+        return self._defs[key]
 
     def _series_index(self) -> dict[str, list[str]]:
         """name -> the files of the series that define it at the base or after any patch."""
