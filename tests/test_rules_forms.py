@@ -117,3 +117,22 @@ def test_exit_mmap_complication_on_73(tree_73, tmp_path):
                "(patch 1)" in m for p, fn, m in msgs), msgs
     assert any(p == 2 and "passes mm->task_size to tear_down_vmas()" in m for p, fn, m in msgs), msgs
     assert all(fn == "exit_mmap" for _, fn, _ in msgs), msgs
+
+
+def test_mmf_unstable_on_61_is_the_reapers(tree_61, tmp_path):
+    """exit-mmap-complication's MMF_UNSTABLE decision: on 6.1 only the OOM reaper sets it (dup_mmap()
+    does not), so exit_mmap() reading it is about the reaper and not reported; on 6.12 it is (the
+    cases mmf-unstable-*)."""
+    base = git(tree_61, "rev-parse", "HEAD")
+    clone = scratch_clone(tree_61, tmp_path / "linux", ["/mm/mmap.c"], base=base)
+    head = "\tvma = mas_find(&mas, ULONG_MAX);\n\tif (!vma) {\n"
+    patches = [("mm/mmap: leave a reaped mm's tables to the reaper", "On 6.1.",
+                [("mm/mmap.c", head, "\tvma = mas_find(&mas, ULONG_MAX);\n"
+                                     "\tif (!vma || test_bit(MMF_UNSTABLE, &mm->flags)) {\n")])]
+    mbox = tmp_path / "s.mbox"
+    mbox.write_bytes(make_mbox(clone, "exit path", "On 6.1.", patches, base=base))
+    tree = open_tree(str(tree_61))
+    series = load_series(str(mbox), tree)
+    with apply_series(tree, series) as co:
+        res = run_rules(series, co, only=("exit-mmap-complication",))
+    assert [f.to_json() for f in res.findings] == []
