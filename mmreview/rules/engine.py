@@ -49,6 +49,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -180,6 +181,7 @@ class GrepCache:
     def __init__(self):
         self.mem: dict[str, dict[str, list[str]]] = {}
         self.dirty: set[str] = set()
+        self.lock = threading.RLock()       # reviews may run side by side in one process
 
     def _dir(self) -> Path | None:
         try:
@@ -201,6 +203,10 @@ class GrepCache:
         return self.mem[rev]
 
     def files(self, repo, rev: str, strings: set[str]) -> dict[str, list[str]]:
+        with self.lock:
+            return self._files(repo, rev, strings)
+
+    def _files(self, repo, rev: str, strings: set[str]) -> dict[str, list[str]]:
         known = self._load(rev)
         todo = sorted(s for s in strings if s not in known)
         # few strings per search: git grep -F slows down badly with hundreds of patterns
@@ -217,13 +223,19 @@ class GrepCache:
         return {s: known.get(s, []) for s in strings}
 
     def cached(self, rev: str) -> dict:
-        return self._load(rev)
+        with self.lock:
+            return self._load(rev)
 
     def put(self, rev: str, key: str, value) -> None:
-        self._load(rev)[key] = value
-        self.dirty.add(rev)
+        with self.lock:
+            self._load(rev)[key] = value
+            self.dirty.add(rev)
 
     def save(self) -> None:
+        with self.lock:
+            self._save()
+
+    def _save(self) -> None:
         d = self._dir()
         if d is None:
             return
