@@ -30,7 +30,7 @@ _SEARCH_DEPTH = 500
 
 @dataclass
 class CheckRequest:
-    source: str                          # SERIES: mbox, dir, maildir, "-", or A..B
+    source: str                          # SERIES: mbox, dir, maildir, "-", A..B, or a Message-ID
     tree: str | None = None
     base: str | None = None
     arch: str | None = None              # "x86_64,arm64"; None: every target
@@ -38,12 +38,17 @@ class CheckRequest:
     binary: str | None = None
     profile: str = "quick"               # quick | full | rules (rules only, no matrix)
     fail_on: str = DEFAULT_FAIL_ON
+    fail_on_untested: bool = False       # --fail-on ...,untested
     jobs: int | None = None
     ignore: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
     no_sandbox: bool = False             # run the series' code unconfined (the user said so)
     build_timeout: float | None = None   # seconds for one suite's build (default sandbox.BUILD_TIMEOUT)
     cluster: str | None = None           # a Dask scheduler's address: the matrix runs there
+    lore: object = None                  # intake.lore.LoreOptions: where a Message-ID is fetched from
+    lone_patch: bool = False             # "-" is one patch of a series, to be checked alone
+    data: bytes | None = None            # "-" already read (b4-check reads it first)
+    upto: int | None = None              # only patches 1..upto of the series (b4-check: patch k)
 
 
 def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
@@ -62,11 +67,14 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
     report = progress or (lambda *_: None)
     tree = open_tree(req.tree)
     report("reading the series", 0, 1)
-    if req.base == FROM_TREE and req.source == "-":
+    if req.source == "-" and (req.base == FROM_TREE or req.lone_patch):
         import io
-        series = load_series("-", tree, stdin=io.BytesIO(_as_lone_patch(sys.stdin.buffer.read())))
+        data = req.data if req.data is not None else sys.stdin.buffer.read()
+        series = load_series("-", tree, stdin=io.BytesIO(_as_lone_patch(data)))
     else:
-        series = load_series(req.source, tree)
+        series = load_series(req.source, tree, lore=req.lore)
+    if req.upto is not None:
+        series.patches = series.patches[:req.upto]
     targets = _targets(req, executor)
     box = None
     if req.profile != "rules":      # no way to confine the series' code: exit 3 before any work
@@ -165,7 +173,8 @@ def new_review(series, tree_path: str, res, targets: list[TargetInfo],
         apply=[PatchApply(number=p.number, subject=p.subject, state=p.state, commit=p.commit,
                           conflict_files=list(p.conflict_files), message=p.message)
                for p in res.patches],
-        targets=list(targets), profile=req.profile, fail_on=req.fail_on, notes=list(req.notes))
+        targets=list(targets), profile=req.profile, fail_on=req.fail_on,
+        fail_on_untested=req.fail_on_untested, notes=list(req.notes))
 
 
 def _targets(req: CheckRequest, executor=None) -> list[tuple[object, TargetInfo]]:
