@@ -44,8 +44,10 @@ def fence(lines: list[str], lang: str = "text") -> str:
     return f"{ticks}{lang}\n{body}\n{ticks}"
 
 
-def render_markdown(review: Review, limit: int = LIMIT, **_opts) -> str:
+def render_markdown(review: Review, limit: int = LIMIT, link: str | None = None, **_opts) -> str:
     head = _head(review)
+    if link:     # the bot's results page for this review (site_url)
+        head += f"\n\n[The full results]({link})"
     logs = _log_sections(review)
     finding_rows = _finding_rows(review)
     tail = _tail(review)
