@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -67,11 +68,13 @@ class SmtpRecorder:
         self.deliver = deliver          # deliver(raw) into the public-inbox, for list mail
         self.rcpt_delay = 0.0
         self.accept_delay = 0.0
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=0)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
 
     def start(self) -> "SmtpRecorder":
         self.controller.start()
-        self.port = self.controller.server.sockets[0].getsockname()[1]
         return self
 
     def stop(self) -> None:
@@ -131,6 +134,8 @@ def fresh(raws: list[bytes], tag: str, to: str | None = None, sender: str | None
             elif name == b"subject" and subject_prefix:
                 line = re.sub(rb"\[PATCH", b"[PATCH " + subject_prefix.encode(), line, count=1)
             lines.append(line)
+        if to and not any(l.lower().startswith(b"to:") for l in lines):
+            lines.append(b"To: " + to.encode())
         out.append(b"\n".join(lines) + sep + body)
     return out
 

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class PublicInbox:
         while time.time() < end:
             try:
                 urllib.request.urlopen(self.url + "new.atom", timeout=2).read()
+                return self
+            except urllib.error.HTTPError:       # an empty inbox: 404, but it answers
                 return self
             except OSError:
                 time.sleep(0.2)

@@ -5,7 +5,7 @@
   bot mail (the bot's own, other bots', anything carrying X-Mmreview-Verdict).  Subjects are read
   with b4's LoreSubject, as intake does.
 - A posting is one version as sent: the patches threaded under one cover letter (or patch 1),
-  of one version, from one sender.
+  of one version.
 - Versions of one series are linked by b4's rules: the `change-id:` line, else the sender and
   the subject.  The newest version supersedes every older one that is not answered yet.
 - A posting is complete when it has patches 1..n; it is then read by mmreview's intake (the same
@@ -20,7 +20,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from email.utils import getaddresses
+from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
 import b4
@@ -51,7 +51,11 @@ def classify(raw: bytes, inbox: str, cfg: Config, store: Store, now: float) -> d
     sender = _addr(m.from_)
     ls = b4.LoreSubject(m.subject)
     refs = list(dict.fromkeys([*m.references, *([m.in_reply_to] if m.in_reply_to else [])]))
-    row = {"msgid": m.message_id, "inbox": inbox, "seen_at": now, "subject": m.subject,
+    try:
+        sent = parsedate_to_datetime(m.date).timestamp()
+    except (TypeError, ValueError, IndexError):
+        sent = now
+    row = {"msgid": m.message_id, "inbox": inbox, "seen_at": now, "sent": sent, "subject": m.subject,
            "sender": sender, "in_reply_to": m.in_reply_to, "refs": refs, "raw": raw}
     own = store.value("SELECT 1 FROM outbox WHERE msgid=?", f"<{m.message_id}>")
     if (sender == cfg.sender_address or sender in cfg.other_bots or own
@@ -101,15 +105,15 @@ class Assembler:
             # Patch k/n under a message not here yet: its cover letter, which will have this id.
             # A lone patch answering some other thread is a posting of its own.
             return msg.msgid if msg.total == 1 else msg.in_reply_to
-        if (parent.kind in ("patch", "cover") and parent.version == msg.version
-                and parent.sender == msg.sender and depth < 50):
+        # Not the sender: a maintainer may send a series whose patches have other authors.
+        if parent.kind in ("patch", "cover") and parent.version == msg.version and depth < 50:
             return self._root(parent, depth + 1)
         return msg.msgid
 
     def _group(self, now: float) -> None:
         for msg in self.store.all("SELECT * FROM messages WHERE posting IS NULL AND kind IN "
                                   "('patch', 'cover') ORDER BY seen_at, rowid"):
-            root = f"{self._root(msg)} v{msg.version} {msg.sender}"
+            root = f"{self._root(msg)} v{msg.version}"
             pid = self.store.value("SELECT id FROM postings WHERE root=?", root)
             if pid is None:
                 pid = self.store.db.execute(

@@ -49,10 +49,13 @@ class Bot:
             except InfraError as exc:
                 self.store.oplog(f"infrastructure: {exc}")
                 continue
+            rows = [r for r in (classify(raw, inbox.name, self.cfg, self.store, now) for raw in raws) if r]
+            # In the order they were sent (a search answers newest first): a resend comes after
+            # what it resends.
+            rows.sort(key=lambda r: r["sent"])
             with self.store.tx():
-                for raw in raws:
-                    row = classify(raw, inbox.name, self.cfg, self.store, now)
-                    if row is None or self.store.has_message(row["msgid"]):
+                for row in rows:
+                    if self.store.has_message(row["msgid"]):
                         continue
                     self.store.add_message(row)
                     new += 1

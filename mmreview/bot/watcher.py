@@ -87,7 +87,7 @@ def _public_inbox(inbox: Inbox, store: Store) -> Iterator[bytes]:
     if chunks is None:
         yield from _atom(inbox, store, base)
     else:
-        for raw_msg, _from in chunks:
+        for raw_msg, _from in reversed(chunks):      # public-inbox answers newest first
             yield raw_msg
     store.pending_cursor = (inbox.name, str(now))
 
