@@ -251,6 +251,8 @@ def wait_until(cond, timeout: float, what: str, proc=None):
 
 
 def query(config: Path, sql: str, *args):
+    if not (config.parent / "state" / "bot.sqlite").exists():
+        return []
     c = db(config)
     try:
         return c.execute(sql, args).fetchall()
