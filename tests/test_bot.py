@@ -225,3 +225,48 @@ def test_kills_lose_nothing_and_send_nothing_twice(world):
     # Every review that counted ran to its end; the interrupted and failed ones are on record.
     states = [r[0] for r in query(cfg, "SELECT state FROM reviews ORDER BY id")]
     assert states.count("done") == 3 and "infra" in states and "interrupted" in states
+
+
+def _chromium(url: str, tmp: Path, shot: Path | None = None) -> str:
+    """Headless Chromium (Debian's): the page's DOM after it loaded, and a screenshot."""
+    args = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--no-first-run", f"--user-data-dir={tmp / 'chrome'}",
+            "--window-size=1280,900"]
+    if shot:
+        subprocess.run([*args, f"--screenshot={shot}", url], capture_output=True, timeout=120)
+        assert shot.exists() and shot.stat().st_size > 10_000
+    p = subprocess.run([*args, "--dump-dom", url], capture_output=True, timeout=120, text=True)
+    return p.stdout
+
+
+def test_quick_profile_review_on_the_site_and_in_the_mail(world):
+    """The one quick-profile case (x86_64): a series that breaks xarray, answered with a link to
+    its page; the site shows the matrix grid and the verdict in a real browser."""
+    inbox, smtp = world["inbox"], world["smtp"]
+    broken = fresh(messages("matrix-break-xarray.mbox"), "q", to=LIST)
+    rule = fresh(messages("rules-lock-order-pos.mbox"), "q2", to=LIST)
+    for raw in broken + rule:
+        inbox.deliver(raw)
+    cfg = _config(world, profile="quick", arch="x86_64", site=True,
+                  site_url="https://bot.example.org/mm/")
+    p = subprocess.run([MMREVIEW, "bot", "--config", str(cfg), "--once"], capture_output=True,
+                       timeout=1800, cwd=cfg.parent)
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    mails = {_thread(m): m for m in smtp.mails}
+    assert len(mails) == 2
+    m = mails[msgid_of(broken[0])]
+    assert m.msg["X-Mmreview-Verdict"] == "regressions"
+    body = m.msg.get_content()
+    assert "x86_64 radix-tree/xarray: NEW FAILURE" in body and "To reproduce:" in body
+    link = next(line for line in body.splitlines() if line.startswith("Details: "))[9:]
+    assert link.startswith("https://bot.example.org/mm/r/") and link.endswith(".html")
+    site = cfg.parent / "site"
+    page = site / "r" / link.rsplit("/", 1)[1]
+    assert page.exists()
+    text = page.read_text()
+    assert str(world["dir"]) not in text and "/root" not in text       # nothing of the host
+    index_dom = _chromium((site / "index.html").as_uri(), world["dir"], world["dir"] / "index.png")
+    assert index_dom.index("regressions") < index_dom.index("findings")   # newest first
+    dom = _chromium(page.as_uri(), world["dir"], world["dir"] / "review.png")
+    assert 'class="matrix"' in dom and "x86_64" in dom and "xarray" in dom
+    assert "NEW FAILURE" in dom and "regressions" in dom and "To reproduce:" in dom
