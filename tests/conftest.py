@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mmreview.kernel import trees as tree_mod
+from publicinbox import public_inbox, public_inbox_factory  # noqa: F401  (fixtures: a real public-inbox on 127.0.0.1)
 
 REPO = Path(__file__).resolve().parents[1]
 SERIES = REPO / "series"

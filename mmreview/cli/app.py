@@ -54,6 +54,19 @@ TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a pr
 
 NoSandboxOption = typer.Option(False, "--no-sandbox", help="Build and run the series' code unconfined "
                                                           "(as you, with network): only for code you trust.")
+LoreOption = typer.Option(None, "--lore", metavar="URL",
+                          help="The public-inbox a Message-ID is fetched from (default: [lore] url in "
+                               "~/.config/mmreview/config.toml, else b4.midmask, else "
+                               "https://lore.kernel.org/all/).")
+NewestOption = typer.Option(False, "--newest", help="With a Message-ID: also look on the inbox for a "
+                                                     "newer revision of the series (as `b4 am -c`).")
+
+
+def lore_options(url: str | None, newest: bool):
+    from mmreview.intake.lore import LoreOptions
+    return LoreOptions(url=url, newest=newest)
+
+
 BuildTimeoutOption = typer.Option(None, "--build-timeout", min=1,
                                   help="Seconds one suite's build may take (default 900).")
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mmreview.apply.checkout import APPLIED, APPLIED_3WAY, FAILED, ApplyResult, apply_series
-from mmreview.cli.app import TreeOption, app, run_command, stderr, stdout
+from mmreview.cli.app import LoreOption, NewestOption, TreeOption, app, lore_options, run_command, stderr, stdout
 from mmreview.common.errors import EXIT_FINDINGS, EXIT_OK
 from mmreview.intake.series import Series
 from mmreview.common.textsafe import visible as V
@@ -57,8 +57,11 @@ def render_apply(series: Series, result: ApplyResult, tree_path: str) -> None:
 @app.command("apply")
 def apply_cmd(
     series_arg: str = typer.Argument(..., metavar="SERIES",
-                                     help="mbox, directory of .patch/.eml, maildir, '-' for stdin, or A..B."),
+                                     help="mbox, directory of .patch/.eml, maildir, '-' for stdin, A..B, "
+                                          "or a Message-ID / lore link."),
     tree: Optional[str] = TreeOption,
+    lore: Optional[str] = LoreOption,
+    newest: bool = NewestOption,
     base: Optional[str] = typer.Option(None, "--base", help="Apply on this revision (default: the series' "
                                                             "base-commit: if the tree has it, else HEAD)."),
     keep: bool = typer.Option(False, "--keep", help="Keep the work tree and print its path."),
@@ -71,7 +74,7 @@ def apply_cmd(
     def body() -> int:
         from mmreview.intake.read import load_series
         kernel = open_tree(tree)
-        series = load_series(series_arg, kernel)
+        series = load_series(series_arg, kernel, lore=lore_options(lore, newest))
         with stderr.status("applying…") if stderr.is_terminal else nullcontext():
             with apply_series(kernel, series, base=base, keep=keep) as co:
                 result = co.result

@@ -10,8 +10,8 @@ from typing import Optional
 
 import typer
 
-from mmreview.cli.app import (BuildTimeoutOption, NoSandboxOption, TreeOption, app, fail_usage, run_command, stderr,
-                      stdout)
+from mmreview.cli.app import (BuildTimeoutOption, LoreOption, NewestOption, NoSandboxOption, TreeOption, app,
+                              fail_usage, lore_options, run_command, stderr, stdout)
 from mmreview.common.outputs import check_output, write_output
 from mmreview.render import FORMATS
 from mmreview.review.model import FAIL_ON_CHOICES, Review
@@ -45,8 +45,11 @@ def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str]
 @app.command("check")
 def check_cmd(
     series_arg: str = typer.Argument(..., metavar="SERIES",
-                                     help="mbox, directory of .patch/.eml, maildir, '-' for stdin, or A..B."),
+                                     help="mbox, directory of .patch/.eml, maildir, '-' for stdin, A..B, "
+                                          "or a Message-ID / lore link."),
     tree: Optional[str] = TreeOption,
+    lore: Optional[str] = LoreOption,
+    newest: bool = NewestOption,
     base: Optional[str] = typer.Option(None, "--base", help="Apply on this revision (default: the "
                                                             "series' base-commit: if the tree has it, else HEAD); "
                                                             "'from-tree': on the parent of the tree's own commit of "
@@ -93,7 +96,7 @@ def check_cmd(
         req = CheckRequest(source=series_arg, tree=tree, base=base, arch=arch, suite=suite,
                            binary=binary, profile=profile, fail_on=fail_on, jobs=jobs,
                            ignore=tuple(ignore), no_sandbox=no_sandbox, build_timeout=build_timeout,
-                           cluster=resolve_address(cluster))
+                           cluster=resolve_address(cluster), lore=lore_options(lore, newest))
         with progress_display(stderr, quiet=quiet) as progress:
             review = run_check(req, progress)
         saved = json_out or _review_path()

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from mmreview.cli.app import TreeOption, app, fail_usage, run_command
+from mmreview.cli.app import LoreOption, NewestOption, TreeOption, app, lore_options, fail_usage, run_command
 from mmreview.common.errors import EXIT_FINDINGS, EXIT_OK, BadInput
 from mmreview.common.textsafe import visible as V
 
@@ -77,8 +77,10 @@ def _print_result(res, series, co) -> None:
 
 
 @app.command("rules")
-def rules(series: Optional[str] = typer.Argument(None, help="mbox, directory, maildir, '-' or A..B"),
+def rules(series: Optional[str] = typer.Argument(None, help="mbox, directory, maildir, '-', A..B or a Message-ID / lore link"),
           tree: Optional[str] = TreeOption,
+          lore: Optional[str] = LoreOption,
+          newest: bool = NewestOption,
           base: Optional[str] = typer.Option(None, "--base", help="Apply on this commit."),
           ignore: List[str] = typer.Option([], "--ignore", help="Skip a rule id (repeatable); "
                                                                 "'checkpatch' skips all checkpatch types."),
@@ -111,7 +113,7 @@ def rules(series: Optional[str] = typer.Argument(None, help="mbox, directory, ma
         from mmreview.intake.read import load_series
         from mmreview.kernel.trees import open_tree
         t = open_tree(tree)
-        s = load_series(series, t)      # "-": intake reads stdin (and says so if it is closed)
+        s = load_series(series, t, lore=lore_options(lore, newest))      # "-": intake reads stdin (and says so if it is closed)
         with apply_series(t, s, base=base) as co:
             res = run_rules(s, co, ignore=ignore, rules=all_rules)
             if as_json:

@@ -11,7 +11,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mmreview.cli.app import BuildTimeoutOption, NoSandboxOption, TreeOption, app, run_command, stderr, stdout
+from mmreview.cli.app import (BuildTimeoutOption, LoreOption, NewestOption, NoSandboxOption, TreeOption, app,
+                              lore_options, run_command, stderr, stdout)
 from mmreview.common.errors import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK
 from mmreview.render import clean_log
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PRE
@@ -21,9 +22,9 @@ from mmreview.matrix.sandbox import BUILD_TIMEOUT
 from mmreview.cli.worker import ClusterOption
 
 
-def load_series(source: str, tree):
+def load_series(source: str, tree, lore=None):
     from mmreview.intake.read import load_series as load
-    return load(source, tree)
+    return load(source, tree, lore=lore)
 
 
 class ProgressView:
@@ -124,8 +125,10 @@ def _did_not_apply(apply_result) -> str:
 
 @app.command("test")
 def test(
-    series: str = typer.Argument(..., help="The series: mbox, directory, maildir, '-' or a git range."),
+    series: str = typer.Argument(..., help="The series: mbox, directory, maildir, '-', a git range, or a Message-ID / lore link."),
     tree: Optional[str] = TreeOption,
+    lore: Optional[str] = LoreOption,
+    newest: bool = NewestOption,
     base: Optional[str] = typer.Option(None, "--base", help="Apply onto this commit (default: the "
                                        "series' base-commit:, else the tree's HEAD)."),
     arch: Optional[str] = typer.Option(None, "--arch", help="Targets, comma-separated (default: all; "
@@ -170,7 +173,7 @@ def test(
         from mmreview.matrix import suites as suites_mod
         suites_mod.select(profile, suite, binary,        # bad names fail before any work
                           {x.name: suites_mod.tree_binaries(t.path, "HEAD", x) for x in suites_mod.SUITES})
-        s = load_series(series, t)
+        s = load_series(series, t, lore_options(lore, newest))
         box = matrix_mod.confinement(t.path, no_sandbox, executor)   # exit 3 before any work if none
         with apply_series(t, s, base=base) as co:
             if not co.result.ok:

@@ -16,7 +16,7 @@ from mmreview.rules.findings import Finding
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE, Cell
 from mmreview.review.model import Review
 
-FORMATS = ("terminal", "markdown", "email", "json", "junit", "sarif", "terse")
+FORMATS = ("terminal", "markdown", "email", "json", "junit", "sarif", "terse", "b4")
 
 VERDICT_LABEL = {V_PASS: "pass", V_NEW: "NEW FAILURE", V_CHANGED: "CHANGED FAILURE",
                  V_PRE: "pre-existing", V_FIXED: "fixed", V_NOT_RUN: "not run"}
@@ -63,6 +63,9 @@ def _renderer(fmt: str) -> Callable[..., str]:
         return render_sarif
     if fmt == "terse":
         return render_terse
+    if fmt == "b4":
+        from mmreview.render.b4check import render_b4
+        return render_b4
     raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
 
 

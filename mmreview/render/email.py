@@ -17,7 +17,6 @@ Identities come from `[email]` in ~/.config/mmreview/config.toml:
 
 from __future__ import annotations
 
-import os
 import secrets
 import shlex
 import textwrap
@@ -26,19 +25,14 @@ import tomllib
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, getaddresses
-from pathlib import Path
 
+from mmreview.common.config import config_path
 from mmreview.review.model import DID_NOT_APPLY, Review
 from mmreview.render import VERDICT_LABEL, cell_detail, clean_log, failing_cells, plural, preexisting_lines, quote_patch
 
 WIDTH = 72
 DEFAULT_FROM = "mmreview <mmreview@localhost>"
 DEFAULT_CLOSES_URL = "https://lore.kernel.org/r/"
-
-
-def config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    return Path(base) / "mmreview" / "config.toml"
 
 
 def identities(sender: str | None = None) -> dict[str, str]:

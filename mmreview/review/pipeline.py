@@ -30,7 +30,7 @@ _SEARCH_DEPTH = 500
 
 @dataclass
 class CheckRequest:
-    source: str                          # SERIES: mbox, dir, maildir, "-", or A..B
+    source: str                          # SERIES: mbox, dir, maildir, "-", A..B, or a Message-ID
     tree: str | None = None
     base: str | None = None
     arch: str | None = None              # "x86_64,arm64"; None: every target
@@ -44,6 +44,9 @@ class CheckRequest:
     no_sandbox: bool = False             # run the series' code unconfined (the user said so)
     build_timeout: float | None = None   # seconds for one suite's build (default sandbox.BUILD_TIMEOUT)
     cluster: str | None = None           # a Dask scheduler's address: the matrix runs there
+    lore: object = None                  # intake.lore.LoreOptions: where a Message-ID is fetched from
+    lone_patch: bool = False             # "-" is one patch of a series, to be checked alone
+    data: bytes | None = None            # "-" already read (b4-check reads it first)
 
 
 def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
@@ -62,11 +65,12 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
     report = progress or (lambda *_: None)
     tree = open_tree(req.tree)
     report("reading the series", 0, 1)
-    if req.base == FROM_TREE and req.source == "-":
+    if req.source == "-" and (req.base == FROM_TREE or req.lone_patch):
         import io
-        series = load_series("-", tree, stdin=io.BytesIO(_as_lone_patch(sys.stdin.buffer.read())))
+        data = req.data if req.data is not None else sys.stdin.buffer.read()
+        series = load_series("-", tree, stdin=io.BytesIO(_as_lone_patch(data)))
     else:
-        series = load_series(req.source, tree)
+        series = load_series(req.source, tree, lore=req.lore)
     targets = _targets(req, executor)
     box = None
     if req.profile != "rules":      # no way to confine the series' code: exit 3 before any work

@@ -19,13 +19,12 @@ imports `distributed`.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import tomllib
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
+from mmreview.common.config import config_path
 from mmreview.common.errors import BadInput, InfraError
 from mmreview.matrix.targets import Availability, Target
 
@@ -35,11 +34,6 @@ CONNECT_TIMEOUT = 5         # seconds: an unreachable scheduler is an answer, no
 
 
 # ---------------------------------------------------------------- which cluster, if any
-
-def config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    return Path(base) / "mmreview" / "config.toml"
-
 
 def resolve_address(option: str | None) -> str | None:
     """--cluster (typer also reads $MMREVIEW_CLUSTER into it), else `address` in the config
