@@ -16,7 +16,6 @@ import pytest
 
 from bot_helpers import (BOT_FROM, LIST, MAINTAINER, SmtpRecorder, fresh, kernel_remote, kill, messages,
                          msgid_of, query, reply, start_bot, wait_until, write_config)
-from bot_inbox import PublicInbox
 from conftest import MMREVIEW, git
 
 from mmreview.bot.store import BotLock, Store
@@ -70,16 +69,13 @@ def test_refuses_to_send_as_localhost(tmp_path: Path):
 # ---------------------------------------------------------------- the whole bot
 
 @pytest.fixture
-def world(tmp_path: Path):
-    from mmreview.kernel.trees import default_tree_path
-    kernel_tree = default_tree_path()       # TODO: the kernel_tree fixture once main pins 6.12.117
-    (tmp_path / "pi").mkdir()
-    inbox = PublicInbox(tmp_path / "pi").start()
-    smtp = SmtpRecorder(deliver=inbox.deliver).start()
+def world(tmp_path: Path, kernel_tree: Path, public_inbox):
+    """The list's archive (the lore issue's public-inbox fixture), an SMTP server that relays the
+    list's mail into it, and the kernel behind a local bare remote."""
+    smtp = SmtpRecorder(deliver=public_inbox.deliver).start()
     remote, mine = kernel_remote(kernel_tree, tmp_path)
-    yield {"dir": tmp_path, "inbox": inbox, "smtp": smtp, "remote": remote, "tree": mine}
+    yield {"dir": tmp_path, "inbox": public_inbox, "smtp": smtp, "remote": remote, "tree": mine}
     smtp.stop()
-    inbox.stop()
 
 
 def _config(world, **over) -> Path:
