@@ -260,3 +260,32 @@ def query(config: Path, sql: str, *args):
         return []
     finally:
         c.close()
+
+
+def synthetic_series(kernel_tree: Path, d: Path, n: int, start: int = 0) -> list[list[bytes]]:
+    """n distinct small series (2 patches and a cover letter each: comments added to mm/vma.c and
+    lib/maple_tree.c), made with git format-patch on the kernel, To the list: every one is new
+    content, so none is taken for a resend of another."""
+    work = d / "synthetic"
+    if not work.exists():
+        git(d, "clone", "--quiet", "--shared", "--no-checkout", str(kernel_tree), str(work))
+        git(work, "sparse-checkout", "set", "--no-cone", "/mm/vma.c", "/lib/maple_tree.c")
+        git(work, "checkout", "--quiet", "master")
+    base = git(work, "rev-parse", "master")
+    out = []
+    for i in range(start, start + n):
+        git(work, "checkout", "--quiet", "-B", f"s{i}", base)
+        for path, text in (("mm/vma.c", f"vma: note {i}"), ("lib/maple_tree.c", f"maple: note {i}")):
+            f = work / path
+            lines = f.read_text().split("\n")
+            lines.insert(7, f"/* {text}: synthetic series for the bot's tests. */")
+            f.write_text("\n".join(lines))
+            git(work, "commit", "--quiet", "-am", f"{path.split('/')[0]}: {text}\n\nA comment.\n\n"
+                                                   f"Signed-off-by: Test Author <test@example.org>")
+        mbox = git(work, "format-patch", "--stdout", "--cover-letter", "--thread=shallow",
+                   f"--base={base}", f"--to={LIST}", f"--subject-prefix=PATCH",
+                   "--no-signature", f"{base}..HEAD")
+        raws = [m for m in _SPLIT.split(mbox.encode() + b"\n") if m.strip()]
+        raws[0] = raws[0].replace(b"*** SUBJECT HERE ***", f"synthetic series {i}".encode())
+        out.append(fresh(raws, f"syn{i}"))
+    return out

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot_helpers import (BOT_FROM, LIST, MAINTAINER, SmtpRecorder, fresh, kernel_remote, kill, messages,
+                         synthetic_series,
                          msgid_of, query, reply, start_bot, wait_until, write_config)
 from conftest import MMREVIEW, git
 
@@ -266,3 +267,69 @@ def test_quick_profile_review_on_the_site_and_in_the_mail(world):
     dom = _chromium(page.as_uri(), world["dir"], world["dir"] / "review.png")
     assert 'class="matrix"' in dom and "x86_64" in dom and "xarray" in dom
     assert "NEW FAILURE" in dom and "regressions" in dom and "To reproduce:" in dom
+
+
+@pytest.mark.slow
+def test_long_run_with_a_restart_every_minute(world, kernel_tree):
+    """200 series through the rules profile, the bot SIGKILLed and started again every minute:
+    each answered exactly once. (MMREVIEW_BOT_LONG=N, MMREVIEW_BOT_RESTART=S for a shorter run.)"""
+    count = int(os.environ.get("MMREVIEW_BOT_LONG", "200"))
+    every = float(os.environ.get("MMREVIEW_BOT_RESTART", "60"))
+    inbox, smtp = world["inbox"], world["smtp"]
+    series = synthetic_series(kernel_tree, world["dir"], count)
+    for s in series:
+        for raw in s:
+            inbox.deliver(raw)
+    cfg = _config(world)
+    restarts = 0
+    end = time.time() + count * 30 + 600
+    bot = start_bot(cfg)
+    try:
+        while len(smtp.mails) < count and time.time() < end:
+            time.sleep(every)
+            kill(bot)
+            restarts += 1
+            bot = start_bot(cfg)
+        smtp.wait_for(count, 120, bot)
+        time.sleep(5)
+    finally:
+        kill(bot)
+    threads = [_thread(m) for m in smtp.mails]
+    assert restarts >= 1
+    assert sorted(threads) == sorted(msgid_of(s[0]) for s in series)     # each once, none twice
+
+
+def test_rate_limit_embargo_and_dry_run(tmp_path: Path):
+    """The outbox alone, on a real SMTP server and the real SQLite file: an author gets at most
+    `rate` mails an hour (the rest wait, none dropped), nothing leaves before the embargo, a muted
+    list's mail is a file."""
+    from mmreview.bot.config import load_config
+    from mmreview.bot.outbox import Outbox
+    from mmreview.bot.policy import queue_incomplete
+    smtp = SmtpRecorder().start()
+    try:
+        cfg_path = write_config(tmp_path, smtp.port, "http://127.0.0.1:1/x/", tmp_path / "t.git",
+                                tmp_path / "r.git", list_policy={"rate": 2, "embargo": "10m"})
+        cfg = load_config(cfg_path)
+        cfg.default_policy.incomplete = True       # the muted list's note: a dry-run file
+        st = Store(cfg.state)
+        now = time.time()
+        with st.tx() as db:
+            for i, to in enumerate([LIST, LIST, LIST, "other@example.org"]):
+                db.execute("INSERT INTO postings(root, lineage, version, total, author, title, "
+                           "recipients, first_seen, state) VALUES(?, ?, 1, 2, 'Ada <ada@example.org>', "
+                           "?, ?, ?, 'collecting')", (f"r{i}", f"l{i}", f"t{i}", json.dumps([to]), now))
+            for p in st.all("SELECT * FROM postings ORDER BY id"):
+                queue_incomplete(st, cfg, p, None, [2])
+        box = Outbox(cfg, st)
+        assert box.send_due(now) == 1 and len(smtp.mails) == 0       # embargoed; the dry-run file
+        assert len(list((tmp_path / "dry-run").glob("*.eml"))) == 1
+        assert box.send_due(now + 601) == 2 and len(smtp.mails) == 2     # then two: the rate
+        wait = st.value("SELECT not_before FROM outbox WHERE state='pending'")
+        assert wait > now + 3000                                       # the third waits its hour
+        assert box.send_due(wait + 1) == 1 and len(smtp.mails) == 3
+        assert all(m.msg["To"].addresses[0].addr_spec == "ada@example.org" for m in smtp.mails)
+        assert all(LIST in m.rcpt for m in smtp.mails)
+        assert st.value("SELECT count(*) FROM outbox WHERE state='sent'") == 3
+    finally:
+        smtp.stop()
