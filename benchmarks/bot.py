@@ -47,7 +47,7 @@ state = "state/bot.sqlite"
 from = "mmreview bot <mmreview-bot@example.org>"
 profile = "{profile}"
 {arch}in_flight = 2
-poll = 1
+poll = 5
 [tree]
 path = "{mine}"
 remote = "{remote}"

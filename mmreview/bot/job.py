@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INFRA
     # What the bot publishes names no path of this host.
     review.tree.path = a.tree_name
+    # HEAD of the bot's clone is the operator's branch: say so where the base is explained.
+    review.tree.base_reason = review.tree.base_reason.replace("the tree's HEAD",
+                                                              f"the head of {a.tree_name}")
     review.series.source = a.source_name
     out = Path(a.out)
     tmp = out.with_suffix(".tmp")

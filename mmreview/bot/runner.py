@@ -128,8 +128,7 @@ class Runner:
         cmd = [sys.executable, "-m", "mmreview.bot.job", "--series", str(mbox), "--tree", str(self.tree.path),
                "--profile", cfg.profile, "--out", str(out), "--tree-name", cfg.tree_branch,
                "--source-name", f"series {p.id}",
-               "--note", f"reviewed on {cfg.tree_branch} at {head[:12]} (the base line says whether "
-                         f"the series' base-commit: or the branch head)"]
+               "--note", f"tree: branch {cfg.tree_branch} at {head[:12]} when the review started"]
         if cfg.arch:
             cmd += ["--arch", cfg.arch]
         if cfg.cluster:

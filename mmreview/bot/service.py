@@ -22,7 +22,8 @@ from mmreview.bot.runner import KernelTree, Runner
 from mmreview.bot.store import BotLock, Store
 from mmreview.common.errors import InfraError
 
-TICK = 0.5       # seconds between checks on running reviews
+TICK = 1.0       # seconds between checks on running reviews
+ASSEMBLE = 10.0  # seconds between assembler passes when no new mail came (grace periods, stops)
 
 
 class Bot:
@@ -38,6 +39,7 @@ class Bot:
         self._logged = int(self.store.value("SELECT max(id) FROM oplog") or 0)
         self._stop = False
         self.site_dirty = True
+        self._assembled = 0.0
 
     # ------------------------------------------------------------ one pass
 
@@ -72,17 +74,11 @@ class Bot:
                 with self.store.tx():
                     self.store.oplog(f"infrastructure: {exc} (reviews go on with the last fetch)")
                     self.store.set_fact("tree_fetched_at", str(now))
-        if poll and self.poll(now):
+        new = self.poll(now) if poll else 0
+        if new:
             self.site_dirty = True
-        for ev in self.assembler.step(now):
-            if ev.kind == "cancel":
-                self.runner.cancel(ev.posting)
-            elif ev.kind == "incomplete":
-                with self.store.tx():
-                    p = self.store.one("SELECT * FROM postings WHERE id=?", ev.posting)
-                    head = self.store.one("SELECT * FROM messages WHERE posting=? ORDER BY number "
-                                          "LIMIT 1", ev.posting)
-                    queue_incomplete(self.store, self.cfg, p, head, ev.missing)
+        if new or now - self._assembled >= min(ASSEMBLE, self.cfg.grace):
+            self._assemble(now)
         self.runner.reap(now, self._reviewed)
         self.runner.start_due(self.assembler.mbox, now)
         if self.outbox.send_due(now):
@@ -92,6 +88,18 @@ class Bot:
             from mmreview.bot.site import publish
             publish(self.cfg, self.store)
             self.site_dirty = False
+
+    def _assemble(self, now: float) -> None:
+        self._assembled = now
+        for ev in self.assembler.step(now):
+            if ev.kind == "cancel":
+                self.runner.cancel(ev.posting)
+            elif ev.kind == "incomplete":
+                with self.store.tx():
+                    p = self.store.one("SELECT * FROM postings WHERE id=?", ev.posting)
+                    head = self.store.one("SELECT * FROM messages WHERE posting=? ORDER BY number "
+                                          "LIMIT 1", ev.posting)
+                    queue_incomplete(self.store, self.cfg, p, head, ev.missing)
 
     def _reviewed(self, posting, review, review_id: int) -> None:
         link = None
