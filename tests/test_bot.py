@@ -274,6 +274,10 @@ def test_quick_profile_review_on_the_site_and_in_the_mail(world):
                                        "p.id=r.posting WHERE r.state='done' ORDER BY r.finished_at DESC")]
     assert len(newest) == 2 and index_dom.index(newest[0]) < index_dom.index(newest[1])  # newest first
     assert "regressions" in index_dom and "findings" in index_dom
+    from mmreview.render.markdown import render_markdown
+    from mmreview.review.model import Review
+    review = Review.loads(page.with_suffix(".json").read_text())
+    assert f"[The full results]({link})" in render_markdown(review, link=link)
     dom = _chromium(page.as_uri(), world["dir"], world["dir"] / "review.png")
     assert 'class="matrix"' in dom and "x86_64" in dom and "xarray" in dom
     assert "NEW FAILURE" in dom and "regressions" in dom and "To reproduce:" in dom

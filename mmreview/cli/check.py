@@ -14,27 +14,39 @@ from mmreview.cli.app import (BuildTimeoutOption, LoreOption, NewestOption, NoSa
                               fail_usage, lore_options, run_command, stderr, stdout)
 from mmreview.common.outputs import check_output, write_output
 from mmreview.render import FORMATS
-from mmreview.review.model import FAIL_ON_CHOICES, Review
+from mmreview.review.model import Review, parse_fail_on
 from mmreview.kernel.trees import cache_dir
 from mmreview.cli.worker import ClusterOption
 
 FormatOption = typer.Option("terminal", "--format", "-f",
                             help=f"Report format: {', '.join(FORMATS)}.")
 OutputOption = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout.")
+ShowOption = typer.Option([], "--show", metavar="info",
+                          help="List the info findings too (terminal, markdown); reports count them.")
 FromOption = typer.Option(None, "--from", help="From: (and Reported-by:) of the email reply "
                                                "(default: [email] in ~/.config/mmreview/config.toml).")
 
 
-def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str] = None) -> None:
+def show_info(show: list[str]) -> bool:
+    """--show info (repeatable, or comma-separated): whether the report lists info findings."""
+    wanted = {w.strip() for s in show for w in s.split(",") if w.strip()}
+    if wanted - {"info"}:
+        fail_usage(f"--show {','.join(sorted(wanted - {'info'}))}: only `info` can be shown")
+    return "info" in wanted
+
+
+def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str] = None,
+         show: list[str] = ()) -> None:
     """Render the review in `fmt` to `output` or stdout (coloured only on a terminal)."""
     if fmt not in FORMATS:
         fail_usage(f"--format {fmt}: unknown format (one of {', '.join(FORMATS)})")
+    info = show_info(list(show))
     if fmt == "terminal" and output is None:
         from mmreview.render.terminal import print_review, report_console
-        print_review(review, report_console())
+        print_review(review, report_console(), show_info=info)
         return
     from mmreview.render import render
-    text = render(review, fmt, sender=sender)
+    text = render(review, fmt, sender=sender, show_info=info)
     if output is None:
         stdout.file.write(text)
         stdout.file.flush()
@@ -60,7 +72,9 @@ def check_cmd(
     binary: Optional[str] = typer.Option(None, "--binary", help="Only these binaries, comma-separated."),
     profile: str = typer.Option("quick", "--profile", help="quick | full | rules (rules only, no matrix)."),
     fail_on: str = typer.Option("error", "--fail-on", help="Lowest finding severity that fails the "
-                                                           "review: error, warning, info, or none."),
+                                                           "review: error, warning, info, or none; "
+                                                           "add ',untested' to fail a review the "
+                                                           "matrix could not judge."),
     fmt: str = FormatOption,
     output: Optional[Path] = OutputOption,
     json_out: Optional[Path] = typer.Option(
@@ -69,6 +83,7 @@ def check_cmd(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Matrix cells in parallel."),
     ignore: list[str] = typer.Option([], "--ignore", help="Skip this rule id (repeatable)."),
     sender: Optional[str] = FromOption,
+    show: list[str] = ShowOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     no_sandbox: bool = NoSandboxOption,
     build_timeout: Optional[float] = BuildTimeoutOption,
@@ -76,8 +91,9 @@ def check_cmd(
 ) -> None:
     """Review a series: apply it, run the rules and the matrix at base and tip, report.
 
-    Exit 0 clean; 1 findings at or above --fail-on, a new or changed failure, or a patch that did
-    not apply; 2 bad input or usage; 3 infrastructure (a requested target's toolchain missing, or
+    Exit 0 clean (or untested: no matrix cell could judge the series); 1 findings at or above
+    --fail-on, a new or changed failure, a patch that did not apply, or untested with
+    --fail-on ...,untested; 2 bad input or usage; 3 infrastructure (a requested target's toolchain missing, or
     a cell mmreview could not build for its own reasons: the review is incomplete; or no way to
     confine the series' code, bubblewrap, and no --no-sandbox)."""
     def body() -> int:
@@ -85,16 +101,20 @@ def check_cmd(
         from mmreview.review.pipeline import PROFILES, CheckRequest, progress_display, run_check
         if profile not in PROFILES:
             fail_usage(f"--profile {profile}: one of {', '.join(PROFILES)}")
-        if fail_on not in FAIL_ON_CHOICES:
-            fail_usage(f"--fail-on {fail_on}: one of {', '.join(FAIL_ON_CHOICES)}")
+        try:
+            severity, fail_untested = parse_fail_on(fail_on)
+        except ValueError as exc:
+            fail_usage(f"--fail-on {fail_on}: {exc}")
         if fmt not in FORMATS:
             fail_usage(f"--format {fmt}: unknown format (one of {', '.join(FORMATS)})")
+        show_info(show)
         if output is not None:
             check_output(output, "-o")
         if json_out is not None:
             check_output(json_out, "--json-out", make_dirs=True)
         req = CheckRequest(source=series_arg, tree=tree, base=base, arch=arch, suite=suite,
-                           binary=binary, profile=profile, fail_on=fail_on, jobs=jobs,
+                           binary=binary, profile=profile, fail_on=severity,
+                           fail_on_untested=fail_untested, jobs=jobs,
                            ignore=tuple(ignore), no_sandbox=no_sandbox, build_timeout=build_timeout,
                            cluster=resolve_address(cluster), lore=lore_options(lore, newest))
         with progress_display(stderr, quiet=quiet) as progress:
@@ -104,7 +124,7 @@ def check_cmd(
         if not quiet:
             print(f"mmreview: review saved to {saved} (`mmreview report {saved} --format F`)",
                   file=sys.stderr)
-        emit(review, fmt, output, sender)
+        emit(review, fmt, output, sender, show)
         return review.exit_code
     raise typer.Exit(run_command(body))
 

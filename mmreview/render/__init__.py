@@ -9,10 +9,10 @@ quoting a patch's lines) live here so the formats agree with each other.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
-from mmreview.rules.findings import Finding
+from mmreview.rules.findings import Finding, RuleInfo
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE, Cell
 from mmreview.review.model import Review
 
@@ -101,15 +101,26 @@ def failing_cells(review: Review) -> list[Cell]:
     return sorted(bad, key=lambda c: order[c.verdict])
 
 
+_LOCATION = re.compile(r"^\S+?:\d+(?::\d+)?: ")
+
+
 def preexisting_lines(review: Review) -> list[str]:
     """A line per pre-existing failure, the targets that share it on one line: the tree's own
-    failure, the same at base and tip, so no log (the Review JSON keeps the base's evidence)."""
-    groups: dict[tuple[str, str, str], list[str]] = {}
+    failure, the same at base and tip, so no log (the Review JSON keeps the base's evidence).
+    One failure is one line even where targets' linkers name another place for it (riscv64's
+    an inlined header line): then the line gives the error without a place."""
+    groups: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
     for c in review.cells:
         if c.verdict == V_PRE:
-            groups.setdefault((c.suite, c.binary, _state_reason(c.base or c.tip)), []).append(c.target)
-    return [f"{suite}/{binary} on {', '.join(targets)}: {what} (same as base)"
-            for (suite, binary, what), targets in groups.items()]
+            r = c.base or c.tip
+            bare = _state_reason(replace(r, reason=_LOCATION.sub("", r.reason)))
+            groups.setdefault((c.suite, c.binary, bare), []).append((c.target, _state_reason(r)))
+    lines = []
+    for (suite, binary, bare), members in groups.items():
+        said = {what for _, what in members}
+        what = said.pop() if len(said) == 1 else bare
+        lines.append(f"{suite}/{binary} on {', '.join(t for t, _ in members)}: {what} (same as base)")
+    return lines
 
 
 def _state_reason(r) -> str:
@@ -147,7 +158,59 @@ def cell_reason(cell: Cell) -> str:
     return cell.tip.reason or (cell.base.reason if cell.base else "")
 
 
+def ran_line(review: Review) -> str:
+    """What the matrix ran, as one sentence: targets × suites, and how the cells came out."""
+    g = grid(review)
+    if not g.cells:
+        return ""
+    counts: dict[str, int] = {}
+    for c in review.cells:
+        counts[c.verdict] = counts.get(c.verdict, 0) + 1
+    cols = ", ".join(b if s == b else f"{s}/{b}" for s, b in g.columns)
+    return (f"{', '.join(g.targets)} × {cols}: "
+            + ", ".join(f"{n} {VERDICT_LABEL[v]}" for v, n in counts.items()))
+
+
 # ---------------------------------------------------------------- findings
+# Who reads what: every report lists warnings and errors; `info` findings (advice a reviewer
+# would not send, such as BUG_ON() in a test) are counted, and listed only on request.
+
+def shown_findings(review: Review, show_info: bool = False) -> list[Finding]:
+    """The findings a report lists, in patch order: all but `info` unless asked for."""
+    return sorted((f for f in review.findings if show_info or f.severity != "info"),
+                  key=lambda f: (f.patch, f.file, f.line))
+
+
+def hidden_info(review: Review, show_info: bool = False) -> str:
+    """The info findings a report does not list, as a count by rule ("" if none):
+    "3 info findings (checkpatch:AVOID_BUG ×2, checkpatch:UNKNOWN_COMMIT_ID)"."""
+    if show_info:
+        return ""
+    by_rule: dict[str, int] = {}
+    for f in review.findings:
+        if f.severity == "info":
+            by_rule[f.rule] = by_rule.get(f.rule, 0) + 1
+    if not by_rule:
+        return ""
+    rules = ", ".join(r + (f" ×{n}" if n > 1 else "") for r, n in by_rule.items())
+    return f"{plural(sum(by_rule.values()), 'info finding')} ({rules})"
+
+
+def rules_to_explain(review: Review, findings: list[Finding]) -> list[RuleInfo]:
+    """The rules behind `findings`, each once, in the order first cited: a report says why a
+    rule exists once, however many findings it has."""
+    seen: dict[str, RuleInfo] = {}
+    for f in findings:
+        info = review.rule(f.rule)
+        if info is not None and info.rationale and info.id not in seen:
+            seen[info.id] = info
+    return list(seen.values())
+
+
+def one_paragraph(text: str) -> str:
+    """A rationale as one paragraph: the rule files wrap theirs at their own width."""
+    return " ".join(text.split())
+
 
 def location(f: Finding) -> str:
     if not f.file:
@@ -254,4 +317,6 @@ def render_terse(review: Review, **_opts) -> str:
         out.append(f"{level}: {f.rule}: {f.file}:{f.line}: {f.message}")
     for c in review.new_failures():
         out.append(f"ERROR: new failure: {c.target} {c.suite}/{c.binary}: {cell_detail(c)}")
+    if review.verdict == "untested" and review.fail_on_untested:
+        out.append(f"ERROR: {review.summary()}")
     return "".join(l + "\n" for l in out)

@@ -1,5 +1,6 @@
 """The terminal report (rich): verdict first, the patches, the matrix as a coloured grid, the
-findings with their lines highlighted as C, then each failure's log and reproduce command.
+findings (a line each, with their lines highlighted as C; `info` ones counted, listed with
+`--show info`), then each failure's log and reproduce command, then why each cited rule exists, once.
 
 On a terminal it is coloured; written to a pipe or a file (CI logs) it is plain text: no
 escape codes.  Everything that comes from the series (subjects, authors, file and function
@@ -18,13 +19,14 @@ from rich.table import Table
 from rich.text import Text
 
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
-from mmreview.review.model import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
+from mmreview.review.model import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, UNTESTED, Review
 from mmreview.common.textsafe import visible as V
-from mmreview.render import (VERDICT_LABEL, cell_detail, failing_cells, grid, location, plural,
-               post_image_snippet, preexisting_lines, clean_log)
+from mmreview.render import (VERDICT_LABEL, cell_detail, clean_log, failing_cells, grid, hidden_info,
+                             location, one_paragraph, plural, post_image_snippet, preexisting_lines,
+                             rules_to_explain, shown_findings)
 
 VERDICT_STYLE = {CLEAN: "bold green", FINDINGS: "bold yellow", REGRESSIONS: "bold red",
-                 DID_NOT_APPLY: "bold red", INCOMPLETE: "bold magenta"}
+                 DID_NOT_APPLY: "bold red", INCOMPLETE: "bold magenta", UNTESTED: "bold yellow"}
 CELL_STYLE = {V_PASS: "green", V_NEW: "bold white on red", V_CHANGED: "bold white on red",
               V_PRE: "yellow", V_FIXED: "cyan", V_NOT_RUN: "dim"}
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -32,8 +34,8 @@ APPLY_STYLE = {"applied": "green", "applied-3way": "yellow", "failed": "bold red
                "not-attempted": "dim"}
 
 
-def print_review(review: Review, console: Console) -> None:
-    for part in _parts(review, console.is_terminal):
+def print_review(review: Review, console: Console, show_info: bool = False) -> None:
+    for part in _parts(review, console.is_terminal, show_info):
         console.print(part)
 
 
@@ -50,15 +52,16 @@ def report_console(file=None) -> Console:
                       color_system="auto" if tty else None)
 
 
-def render_text(review: Review, color: bool = False, width: int = 100, **_opts) -> str:
+def render_text(review: Review, color: bool = False, width: int = 100, show_info: bool = False,
+                **_opts) -> str:
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, color_system="standard"
                       if color else None, highlight=False, emoji=False)
-    print_review(review, console)
+    print_review(review, console, show_info)
     return buf.getvalue()
 
 
-def _parts(review: Review, fancy: bool):
+def _parts(review: Review, fancy: bool, show_info: bool = False):
     s, t = review.series, review.tree
     v = review.verdict
     head = Text()
@@ -66,7 +69,7 @@ def _parts(review: Review, fancy: bool):
     head.append(f"  {V(review.summary())}")
     sub = Text(f"{V(s.title)} (v{s.version}, {plural(len(s.patches), 'patch', 'es')}) by {V(s.author)}\n"
                f"base {t.base_sha[:12]} ({V(t.base_reason)}), tip {t.tip_sha[:12]}; "
-               f"profile {review.profile}; fails on {review.fail_on}\n{review.confinement()}",
+               f"profile {review.profile}; fails on {review.fails_on}\n{review.confinement()}",
                style="dim" if fancy else "")
     yield Panel(Group(head, sub), title="mmreview", title_align="left",
                 border_style=VERDICT_STYLE[v].split()[-1], expand=True)
@@ -93,7 +96,8 @@ def _parts(review: Review, fancy: bool):
         yield Text(f"git am on patch {failed.number}:\n" + clean_log_block(failed.message), style="red")
 
     yield from _matrix(review)
-    yield from _findings(review)
+    shown = shown_findings(review, show_info)
+    yield from _findings(review, shown, hidden_info(review, show_info))
     yield from _failures(review)
 
     for n in review.not_applied:
@@ -102,6 +106,15 @@ def _parts(review: Review, fancy: bool):
     for n in s.notes + review.notes:
         if not n.startswith("matrix not run"):
             yield Text(f"note: {V(n)}", style="dim")
+    why = rules_to_explain(review, shown)
+    if why:
+        yield Text("Why these rules", style="bold")
+        for r in why:
+            line = Text()
+            line.append(f"  {r.id}: ", style="bold")
+            line.append(V(one_paragraph(r.rationale)) + (f" ({V(r.source)})" if r.source else ""),
+                        style="dim" if fancy else "")
+            yield line
 
 
 def clean_log_block(text: str) -> str:
@@ -134,18 +147,17 @@ def _matrix(review: Review):
         yield Text(f"target {t.name} not available: {t.reason}", style="dim")
 
 
-def _findings(review: Review):
+def _findings(review: Review, shown: list, hidden: str):
     if not review.findings:
         return
     yield Text("Findings", style="bold")
-    for f in sorted(review.findings, key=lambda f: (f.patch, f.file, f.line)):
+    for f in shown:
         line = Text()
         line.append(f"{f.severity:<7}", style=SEV_STYLE.get(f.severity, ""))
         line.append(f" {f.rule}", style="bold")
-        line.append(f"  patch {f.patch}  {V(location(f))}")
+        line.append(f"  patch {f.patch}  {V(location(f))}: {V(f.message)}"
+                    + (f" (removed again by patch {f.fixed_by})" if f.fixed_by else ""))
         yield line
-        yield Text(f"  {V(f.message)}" + (f" (removed again by patch {f.fixed_by})"
-                                           if f.fixed_by else ""))
         patch = review.patch(f.patch)
         first, code = post_image_snippet(patch.diff, f.file, f.line) if patch else (0, [])
         if code:
@@ -157,10 +169,8 @@ def _findings(review: Review):
         if rest:
             yield Syntax("\n".join(V(r, keep="\t") for r in rest), "c", theme="monokai", word_wrap=True,
                          background_color="default")
-        info = review.rule(f.rule)
-        if info and info.rationale:
-            yield Text(f"  why: {info.rationale}" + (f" ({info.source})" if info.source else ""),
-                       style="dim")
+    if hidden:
+        yield Text(f"{V(hidden)} not listed: --show info lists them", style=SEV_STYLE["info"])
 
 
 def _failures(review: Review):
