@@ -94,8 +94,9 @@ def queue_review(store: Store, cfg: Config, posting: Row, review: Review, link: 
     msgid = new_msgid(cfg, posting.id, "review")
     text = render_email(review, sender=cfg.sender, msgid=msgid, link=link,
                         date=formatdate(localtime=False, usegmt=True))
-    from email import message_from_string
-    msg = message_from_string(text, _class=EmailMessage, policy=SMTP)
+    from email import message_from_bytes
+    # As bytes: the body is 8-bit UTF-8 (a "×" in a matrix line), kept as it is.
+    msg = message_from_bytes(text.encode("utf-8"), _class=EmailMessage, policy=SMTP)
     return _queue(store, cfg, pol, posting, "review", msg, msgid)
 
 
