@@ -7,7 +7,7 @@ import re
 
 from conftest import mmreview
 
-ORDER = ["check", "series", "apply", "rules", "test", "report", "targets", "setup", "tree", "hook",
+ORDER = ["check", "b4-check", "series", "apply", "rules", "test", "report", "targets", "setup", "tree", "hook",
          "worker"]
 WIDE = {"COLUMNS": "2000"}     # wide enough that rich wraps nothing: any line break is the text's
 

@@ -181,6 +181,17 @@ def test_check_msgid_gives_the_review_of_check_mbox(inbox, env, tmp_path, kernel
     assert _stable(ra) == _stable(rb)
     if "xa-zero" in mbox:
         assert p1.returncode == 1 and "xa-zero-marker" in p1.stdout
+    # The saved Review (kind "lore") is one the schema accepts: `report` checks it.
+    rep = run("report", str(a), "--format", "json", env=env)
+    assert rep.returncode == p1.returncode and rep.stderr == "", rep.stderr   # its verdict, no error
+
+
+def test_rules_and_apply_take_a_message_id(inbox, env, kernel_tree):
+    proc = run("rules", "--lore", inbox.url, XA_COVER, env=env)
+    assert proc.returncode == 1 and "xa-zero-marker" in proc.stdout + proc.stderr, proc.stderr
+    proc = run("apply", "--json", "--lore", inbox.url, CLEAN_COVER, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["series"]["source"] == f"lore {inbox.url}{CLEAN_COVER}/"
 
 
 def test_email_reply_threads_to_the_real_cover_letter(inbox, env, tmp_path, kernel_tree):
@@ -211,6 +222,8 @@ def test_unknown_message_id_and_threads_without_a_whole_series(inbox, env):
     assert "no patch in 1 message" in line
     line = _one_error_line(run("series", "--lore", inbox.url, MISSING_COVER, env=env), 2)
     assert "missing patch 2/3" in line
+    line = _one_error_line(run("series", "--lore", "ftp://example.org/x/", CLEAN_COVER, env=env), 2)
+    assert "--lore ftp://example.org/x/: not an http(s) URL" in line
 
 
 class _Answer500(BaseHTTPRequestHandler):
@@ -314,11 +327,17 @@ def test_b4_review_runs_b4_check_per_patch_and_per_series(inbox, env, tmp_path, 
     details = json.loads(by_tool["mmreview-rules"]["details"])
     assert any("xa-zero-marker" in d["description"] for d in details)
 
-    t0 = time.monotonic()
+    # Patch 2/3: reviewed on top of patch 1 from its thread; alone when the thread is not to be had.
     p2 = _b4_message(inbox, V2_PATCH2)
-    res = checks.run_perpatch_checks([(V2_PATCH2, p2)], ["mmreview b4-check --profile rules"], topdir)
-    print(f"per-patch b4-check --profile rules: {time.monotonic() - t0:.1f} s")
+    res = checks.run_perpatch_checks([(V2_PATCH2, p2)], [f"mmreview b4-check --profile rules --lore {inbox.url}"],
+                                     topdir)
     assert {r["status"] for r in res[V2_PATCH2]} == {"pass"}, res
+    assert "on top of patch 1 of the thread" in res[V2_PATCH2][0]["summary"]
+    offline = "http://127.0.0.1:9/linux-mm/"       # the discard port: nothing listens
+    res = checks.run_perpatch_checks([(V2_PATCH2, p2)], [f"mmreview b4-check --profile rules --lore {offline}"],
+                                     topdir)
+    assert {r["status"] for r in res[V2_PATCH2]} == {"pass"}, res
+    assert "on top of" not in res[V2_PATCH2][0]["summary"]
 
     cover = _b4_message(inbox, V2_COVER)
     res = checks.run_series_checks((V2_COVER, cover),

@@ -34,7 +34,7 @@ app = typer.Typer(
 # `mmreview --help` in the order a user needs the commands: the review, the stages it is made
 # of (each on its own), then setting a machine up and clustering machines.
 COMMAND_PANELS = {
-    "Review": ("check",),
+    "Review": ("check", "b4-check"),
     "Stages": ("series", "apply", "rules", "test", "report"),
     "Set-up and cluster": ("targets", "setup", "tree", "hook", "worker"),
 }

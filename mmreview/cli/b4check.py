@@ -59,15 +59,36 @@ def b4_check_cmd(
             req = CheckRequest(source=f"id:{msgid}" if whole else "-", tree=tree, arch=arch,
                                profile=profile, fail_on=fail_on, lore=lore_options(lore, False),
                                lone_patch=not whole, data=None if whole else data)
-            review = run_check(req)
+            review = _with_earlier(req, msgid, counter) if not whole and counter > 1 else None
+            if review is None:
+                review = run_check(req)
         except MmreviewError as exc:
             # b4 shows stdout, not stderr: the reason goes in a result too.
             stdout.file.write(error_result(one_line(f"mmreview: {exc}"),
                                            infra=exc.exit_code != EXIT_BAD_INPUT))
             raise
-        stdout.file.write(render_b4(review, later_patch=not whole and counter > 1))
+        if review.series.kind == "lore" and not whole:
+            stdout.file.write(render_b4(review, patch=counter))
+        else:
+            stdout.file.write(render_b4(review, later_patch=not whole and counter > 1))
         return EXIT_OK
     raise typer.Exit(run_command(body))
+
+
+def _with_earlier(req, msgid: str, counter: int):
+    """Patch k > 1 often needs the ones before it to apply: review patches 1..k of its thread
+    (fetched, or from the cache) and let the renderer report patch k.  None when the thread
+    cannot be had, or its version k is another message: then the patch is checked alone."""
+    from dataclasses import replace
+    from mmreview.review.pipeline import run_check
+    if not msgid:
+        return None
+    try:
+        review = run_check(replace(req, source=f"id:{msgid}", lone_patch=False, data=None, upto=counter))
+    except MmreviewError:
+        return None
+    mine = [p for p in review.series.patches if p.number == counter]
+    return review if mine and mine[0].message_id == msgid else None
 
 
 def _head(data: bytes) -> tuple[str, str, int]:

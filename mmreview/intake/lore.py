@@ -97,7 +97,8 @@ def inbox_url(ref: Ref, opts: LoreOptions) -> str:
             mask = _user_b4("midmask") or _user_b4("searchmask")
             url = _inbox_of_mask(mask) if mask else DEFAULT_URL
     if not re.match(r"^https?://[^/\s]+", url):
-        raise BadInput(f"lore url {url}", "not an http(s) URL of a public-inbox")
+        where = f"--lore {url}" if opts.url else f"[lore] url = {url!r}"
+        raise BadInput(where, "not an http(s) URL of a public-inbox")
     url = url if url.endswith("/") else url + "/"
     if urllib.parse.urlparse(url).path in ("", "/"):
         url += "all/"            # as b4 does: a bare origin means its /all/ inbox

@@ -35,25 +35,31 @@ def _entry(tool: str, items: list[dict], clean: str) -> dict:
             "details": json.dumps(items) if items else ""}
 
 
-def results(review: Review, later_patch: bool = False) -> list[dict]:
+def results(review: Review, later_patch: bool = False, patch: int | None = None) -> list[dict]:
     """The check results b4 reads.  later_patch: patch k > 1 of a series, checked alone (b4's
     per-patch check), so not applying by itself is a warning: it may need the patches before
-    it, which the series check applies."""
+    it, which the series check applies.  patch: the review is of patches 1..k of the series, and
+    b4 asks about patch k: only its findings count (a patch before it not applying is a warning)."""
     failing = {id(f) for f in review.failing_findings()}
     rules: list[dict] = []
     checkpatch: list[dict] = []
     for p in review.apply:
         if not p.ok and p.state == "failed":
             why = ", ".join(p.conflict_files) or (p.message.splitlines() or ["git am failed"])[0]
-            alone = later_patch
-            rules.append({"status": WARN if alone else FAIL,
-                          "description": f"patch did not apply{' alone' if alone else ''} on "
-                                         f"{review.tree.base_rev or 'the base'}: {why}"})
+            earlier = patch is not None and p.number < patch
+            what = (f"patch {p.number} before it did not apply" if earlier else
+                    f"patch did not apply{' alone' if later_patch else ''}")
+            rules.append({"status": WARN if (later_patch or earlier) else FAIL,
+                          "description": f"{what} on {review.tree.base_rev or 'the base'}: {why}"})
     for f in review.findings:
+        if patch is not None and f.patch != patch:
+            continue
         item = {"status": FAIL if id(f) in failing else WARN,
                 "description": f"{f.rule}: {f.file}:{f.line}: {f.message}"}
         (checkpatch if f.rule.startswith("checkpatch") else rules).append(item)
-    out = [_entry("mmreview-rules", rules, f"{len(review.rules)} rules, no finding"),
+    on_top = ("" if not patch or patch < 2 else " (on top of patch 1 of the thread)" if patch == 2
+              else f" (on top of patches 1-{patch - 1} of the thread)")
+    out = [_entry("mmreview-rules", rules, f"{len(review.rules)} rules, no finding{on_top}"),
            _entry("mmreview-checkpatch", checkpatch, "checkpatch.pl: no finding")]
     if review.cells:
         cells = [{"status": FAIL, "description": f"new failure: {c.target} {c.suite}/{c.binary}: "
@@ -65,8 +71,8 @@ def results(review: Review, later_patch: bool = False) -> list[dict]:
     return out
 
 
-def render_b4(review: Review, later_patch: bool = False, **_opts) -> str:
-    return json.dumps(results(review, later_patch), indent=1) + "\n"
+def render_b4(review: Review, later_patch: bool = False, patch: int | None = None, **_opts) -> str:
+    return json.dumps(results(review, later_patch, patch), indent=1) + "\n"
 
 
 def error_result(message: str, infra: bool) -> str:

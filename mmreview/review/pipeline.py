@@ -48,6 +48,7 @@ class CheckRequest:
     lore: object = None                  # intake.lore.LoreOptions: where a Message-ID is fetched from
     lone_patch: bool = False             # "-" is one patch of a series, to be checked alone
     data: bytes | None = None            # "-" already read (b4-check reads it first)
+    upto: int | None = None              # only patches 1..upto of the series (b4-check: patch k)
 
 
 def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
@@ -72,6 +73,8 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
         series = load_series("-", tree, stdin=io.BytesIO(_as_lone_patch(data)))
     else:
         series = load_series(req.source, tree, lore=req.lore)
+    if req.upto is not None:
+        series.patches = series.patches[:req.upto]
     targets = _targets(req, executor)
     box = None
     if req.profile != "rules":      # no way to confine the series' code: exit 3 before any work
