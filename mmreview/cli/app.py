@@ -32,11 +32,12 @@ app = typer.Typer(
 )
 
 # `mmreview --help` in the order a user needs the commands: the review, the stages it is made
-# of (each on its own), then setting a machine up and clustering machines.
+# of (each on its own), then setting a machine up and clustering machines, then the review bot.
 COMMAND_PANELS = {
     "Review": ("check", "b4-check"),
     "Stages": ("series", "apply", "rules", "test", "report"),
     "Set-up and cluster": ("targets", "setup", "tree", "hook", "worker"),
+    "Service": ("bot",),
 }
 
 

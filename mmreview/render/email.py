@@ -110,7 +110,7 @@ def _first_name(author: str) -> str:
     return name.split()[0] if name else ""
 
 
-def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
+def render_body(review: Review, ids: dict[str, str], msgid: str, link: str | None = None) -> str:
     s = review.series
     out: list[str] = []
     hi = _first_name(s.author)
@@ -196,13 +196,15 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
                      "version of the same patch/commit), kindly add following tags")
         out += [f"Reported-by: {ids['reported_by']}",
                 f"Closes: {ids['closes_url']}{msgid.strip('<>')}/", ""]
+    if link:     # the bot's results page for this review (site_url)
+        out += [f"Details: {link}", ""]
     out = [l.rstrip() for l in out]
     out += ["-- ", f"mmreview {review.tool_version}"]     # the signature separator keeps its space
     return "\n".join(out) + "\n"
 
 
 def render_email(review: Review, sender: str | None = None, msgid: str | None = None,
-                 date: str | None = None, **_opts) -> str:
+                 date: str | None = None, link: str | None = None, **_opts) -> str:
     ids = identities(sender)
     s = review.series
     frm = ids["from"]
@@ -225,6 +227,6 @@ def render_email(review: Review, sender: str | None = None, msgid: str | None = 
         msg["In-Reply-To"] = ref
         msg["References"] = ref
     msg["X-Mmreview-Verdict"] = review.verdict
-    msg.set_content(render_body(review, ids, msgid), charset="utf-8", cte="8bit")
+    msg.set_content(render_body(review, ids, msgid, link), charset="utf-8", cte="8bit")
     return msg.as_string()
 
