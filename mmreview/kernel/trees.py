@@ -25,6 +25,7 @@ from mmreview.kernel import table as kernels
 from mmreview.common.filelock import exclusive
 from mmreview.common.errors import BadInput, InfraError
 from mmreview.common.git import git_dir, git_env, rev_parse, run_git
+from mmreview.common.paths import apt_dir, cache_dir, trees_dir  # noqa: F401  (cache_dir: kept importable here)
 
 PACKAGE = "linux-source-6.12"
 TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
@@ -34,22 +35,6 @@ TARBALL_ENV = "MMREVIEW_LINUX_TARBALL"
 BRANCH = "master"
 # A file every tree mmreview can review has: the maple tree itself.
 KERNEL_MARKER = "lib/maple_tree.c"
-
-
-def cache_dir() -> Path:
-    """$XDG_CACHE_HOME/mmreview, else ~/.cache/mmreview.  A relative XDG_CACHE_HOME is ignored
-    (the XDG spec says so: it would put the cache wherever the command ran)."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):
-        base = os.path.expanduser("~/.cache")
-        if not os.path.isabs(base):     # no $HOME and no passwd entry: "~" stays as it is
-            raise InfraError("$HOME", "not set, and the user has no home directory: set HOME or "
-                                      "XDG_CACHE_HOME to where mmreview may keep its cache")
-    return Path(base) / "mmreview"
-
-
-def trees_dir() -> Path:
-    return cache_dir() / "trees"
 
 
 def tree_path(kernel: str) -> Path:
@@ -319,7 +304,7 @@ def init_kernel(name: str, progress: Progress | None = None) -> tuple[Path, bool
                                 str(source), progress)
 
     def from_debian(tmp: Path) -> str:
-        deb = kernels.fetch_deb(kernel, cache_dir() / "apt" / kernel.package, progress)
+        deb = kernels.fetch_deb(kernel, apt_dir(kernel.package), progress)
         with kernels.tarball_in_deb(deb.path, kernel.tarball) as (fh, size):
             release = _fast_import(fh, size, tmp, deb.package, deb.version, kernel.tarball, progress)
         if kernel_name(release) != kernel.name:

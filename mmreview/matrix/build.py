@@ -42,7 +42,7 @@ from mmreview.common.git import git_out
 from mmreview.matrix.parse import build_errors, first_build_error
 from mmreview.matrix.suites import SUITES, Suite, export_paths, key_paths
 from mmreview.matrix.targets import Target, compiler_version
-from mmreview.kernel.trees import cache_dir
+from mmreview.common import paths
 
 CACHE_SCHEMA = "7"
 LOG_READ = 4 << 20          # a log is read as its first and last 4 MiB: a test may print gigabytes
@@ -293,8 +293,8 @@ def compiler_cache_env(base_dir: Path, box: Sandbox | None = None, trusted: bool
 def ccache_dir(box: Sandbox | None) -> Path:
     """The compiler cache; a sandbox running as nobody has its own, owned by nobody."""
     if box is None or not box.as_nobody:
-        return cache_dir() / "ccache"
-    d = cache_dir() / "ccache-nobody"
+        return paths.ccache_dir()
+    d = paths.ccache_dir(as_nobody=True)
     if not d.is_dir() or d.stat().st_uid != NOBODY:
         d.mkdir(parents=True, exist_ok=True)
         give_to_nobody(d)

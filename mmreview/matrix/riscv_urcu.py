@@ -33,7 +33,7 @@ from typing import Callable
 from mmreview.kernel import privateapt
 from mmreview.common.filelock import exclusive
 from mmreview.common.errors import InfraError
-from mmreview.kernel.trees import cache_dir
+from mmreview.common.paths import toolchains_dir
 
 SUBJECT = "riscv64 liburcu"
 SOURCE_PACKAGE = "liburcu"
@@ -60,7 +60,7 @@ Progress = Callable[[str, int, int], None]
 
 
 def toolchain_dir() -> Path:
-    return cache_dir() / "toolchains" / "riscv64"
+    return toolchains_dir() / "riscv64"
 
 
 def _stamp(prefix: Path) -> dict | None:

@@ -25,7 +25,7 @@ from mmreview.matrix.build import Cancelled, ProcessRegistry, build, read_log, t
 from mmreview.common.errors import InfraError, MmreviewError
 from mmreview.common.rundirs import new_run_dir, remove_stale
 from mmreview.matrix.targets import all_targets, availability
-from mmreview.kernel.trees import cache_dir
+from mmreview.common.paths import cache_dir, cluster_dir, work_root
 
 RESOURCE_PREFIX = "target-"
 START_TOPIC = "mmreview-start"          # a task began on a worker (progress; retries)
@@ -42,13 +42,7 @@ def cancel_event_name(review: str) -> str:
 
 
 def exports_root() -> Path:
-    return cache_dir() / "cluster" / "exports"
-
-
-def work_root() -> Path:
-    # The same place as a local review's builds, so ccache's base directory is the same shape.
-    from mmreview.matrix.run import work_root as local_work_root
-    return local_work_root()
+    return cluster_dir() / "exports"
 
 
 # ---------------------------------------------------------------- what this worker offers
