@@ -202,7 +202,7 @@ def test_a_second_process_waits_for_the_builder_then_reuses_its_build(prefix: Pa
     finished (here: its prefix appears), the second takes that prefix instead of building."""
     base = tmp_path / "mmreview" / "toolchains" / "riscv64"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
-    code = ("from mmreview import riscv_urcu as r\n"
+    code = ("from mmreview.matrix import riscv_urcu as r\n"
             "p = r.ensure_riscv64_liburcu(progress=lambda w, d, t: print('step', w, flush=True))\n"
             "print('prefix', p)\n")
     with exclusive(base / f"{riscv_urcu.SOURCE_PACKAGE}.lock"):     # the lock the builder takes

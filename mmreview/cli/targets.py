@@ -89,11 +89,7 @@ def setup(arch: str = typer.Option(..., "--arch", help="Targets to provide, comm
                 if dry_run:
                     print(f"{t.name}: build liburcu from Debian's source package (mmreview.matrix.riscv_urcu)")
                 else:
-                    try:
-                        from mmreview.matrix import riscv_urcu
-                    except ImportError:
-                        raise InfraError(t.name, "mmreview.matrix.riscv_urcu is missing: cannot build liburcu "
-                                                 "for riscv64") from None
+                    from mmreview.matrix import riscv_urcu
                     riscv_urcu.ensure_riscv64_liburcu(
                         progress=lambda *a: print("mmreview: setup:", *a, file=sys.stderr, flush=True))
             if dry_run:

@@ -146,11 +146,8 @@ def apt_command(target: Target, missing: list[str]) -> str:
 
 
 def riscv_urcu_prefix() -> Path | None:
-    """The riscv64 liburcu prefix from mmreview.matrix.riscv_urcu, if that module exists and built it."""
-    try:
-        from mmreview import riscv_urcu    # written by another helper; optional until it lands
-    except ImportError:
-        return None
+    """The riscv64 liburcu prefix mmreview.matrix.riscv_urcu built, if it did."""
+    from mmreview.matrix import riscv_urcu
     try:
         return riscv_urcu.riscv64_liburcu_prefix()
     except Exception:             # a half-built prefix is "not built"
