@@ -66,8 +66,7 @@ def worker(
             if a.available:
                 offered.append(t.name)
             elif only:
-                raise InfraError(f"--targets {t.name}", a.reason + (
-                    f" (provide it with: {a.apt_command})" if a.apt_command else ""))
+                raise InfraError(f"--targets {t.name}", a.explained())
         if not offered:
             raise InfraError("mmreview worker", "no target is available on this machine "
                                                 "(see `mmreview targets`)")

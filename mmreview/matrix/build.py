@@ -13,8 +13,9 @@ A build that fails because of this recipe rather than the tree (the export lacks
 file the tree has, the compiler rejects a flag mmreview added) is not a verdict:
 `recipe_problem` names it, and the matrix reports such cells as not-run, infra.
 
-Processes are started in their own session and registered in `PROCS`, so a
-Ctrl-C (or a timeout) kills the whole process group and leaves nothing running.
+Processes are started in their own session and registered in a ProcessRegistry
+(one per review, one per cluster task), so a Ctrl-C (or a timeout) kills the
+whole process group and leaves nothing running.
 Every build and run is confined (sandbox.py) unless the user opted out: a build
 sees its own copy writable and nothing else of the cache; a build of anything but
 the base uses the compiler cache read-only, so series code cannot plant objects
@@ -254,6 +255,19 @@ class BuildOutcome:
                                      # are hard links to the export, read-only in the sandbox
     cache_hits: int = 0             # objects the compiler cache had (ccache's stats log)
     cache_misses: int = 0
+
+    def to_json(self) -> dict:
+        """As a cluster worker sends it back (paths as strings)."""
+        return {**self.__dict__,
+                "directory": str(self.directory), "log": str(self.log),
+                "src": str(self.src) if self.src else None,
+                "writable": [str(p) for p in self.writable]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "BuildOutcome":
+        return cls(**{**d, "directory": Path(d["directory"]), "log": Path(d["log"]),
+                      "src": Path(d["src"]) if d["src"] else None,
+                      "writable": tuple(Path(p) for p in d["writable"])})
 
     def tree_relative(self, line: str) -> str:
         if not self.src:
