@@ -6,6 +6,7 @@ comes from the session fixture `tree_73` (conftest), provisioned once per machin
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ import pytest
 
 from conftest import git, mmreview
 from mmreview.kernel import table as kernels
+from mmreview.common.errors import InfraError
 from mmreview.kernel import trees as tree_mod
 
 KNOWN = "known kernels: 6.1, 6.12 (default), 7.2, 7.3"
@@ -73,9 +75,11 @@ def test_tree_list_and_path(tree_73: Path):
     assert set(kernels.KERNELS) <= set(lines)
     head = git(tree_73, "rev-parse", "HEAD")
     release = git(tree_73, "log", "-1", "--format=%s")[len("Linux "):]
-    assert lines["7.3"].split()[:4] == ["7.3", "provisioned", release, head[:12]]
+    version = tree_mod.debian_version(tree_73)
+    assert version and version.startswith(release)
+    assert lines["7.3"].split()[:4] == ["7.3", "provisioned", version, head[:12]]
     assert lines["7.3"].split()[4] == str(tree_73)
-    assert lines["6.12"].endswith("(default)")
+    assert "(default" in lines["6.12"]
 
     rows = json.loads(mmreview("tree", "list", "--json").stdout)
     row = next(r for r in rows if r["kernel"] == "7.3")
@@ -167,7 +171,14 @@ def test_fetch_uses_a_private_apt_and_leaves_the_systems_alone(tmp_path: Path):
     package lists nor its archives get the suite or the package."""
     before = _snapshot(Path("/etc/apt"))
     base = tmp_path / "apt"
-    deb = kernels.fetch_deb(kernels.get("7.3"), base)
+    # A verified version the archive no longer serves (as 6.12.117 will be one day): the newest
+    # is taken, and the note says so.
+    gone = dataclasses.replace(kernels.get("7.3"), verified="7.3.0-0~gone1")
+    deb = kernels.fetch_deb(gone, base)
+    served = kernels.served_versions(gone, base, refresh=False)
+    assert deb.version == served[0]
+    assert deb.note == (f"Debian no longer serves linux-source-7.3 7.3.0-0~gone1, the version "
+                        f"mmreview was verified on; taking {served[0]}, the newest it serves")
     assert _snapshot(Path("/etc/apt")) == before
     assert deb.path.parent == base / "download" and deb.path.stat().st_size > 100_000_000
     assert deb.package == "linux-source-7.3" and deb.version.startswith("7.3.")
@@ -180,6 +191,34 @@ def test_fetch_uses_a_private_apt_and_leaves_the_systems_alone(tmp_path: Path):
     # Only the tarball is read out of the .deb, streamed.
     with kernels.tarball_in_deb(deb.path, "/usr/src/linux-source-7.3.tar.xz") as (fh, size):
         assert fh.read(6) == b"\xfd7zXZ\x00" and size > 100_000_000
+
+
+def test_the_verified_version_is_chosen_while_debian_serves_it():
+    k = kernels.get("6.12")
+    assert k.verified and k.suites        # the default comes through the private apt too
+    served = ["6.12.118-1~deb12u1", k.verified, "6.12.115-2~deb12u1"]
+    assert kernels.choose_version(k, served) == (k.verified, "")
+    assert kernels.choose_version(k, served, newest=True) == ("6.12.118-1~deb12u1", "")
+    version, note = kernels.choose_version(k, ["6.12.119-1~deb12u1"])
+    assert version == "6.12.119-1~deb12u1" and k.verified in note
+    with pytest.raises(InfraError, match="linux-source-6.12"):
+        kernels.choose_version(k, [])
+
+
+def test_tree_list_says_the_version_and_what_debian_serves(kernel_tree: Path):
+    """`tree list` reads the private apt lists the import left (no network): the provisioned
+    Debian version, the verified one, and whether Debian serves a newer one."""
+    proc = mmreview("tree", "list", "--json")
+    assert proc.returncode == 0, proc.stderr
+    row = next(r for r in json.loads(proc.stdout) if r["kernel"] == "6.12")
+    assert row["default"] and row["verified"] == kernels.get("6.12").verified
+    assert row["debian_version"] == git(kernel_tree, "log", "-1", "--format=%b").split()[6]
+    assert row["served"] and row["newer"] in (None, row["served"][0])
+    assert (row["newer"] is None) == (row["served"][0] == row["debian_version"])
+    text = mmreview("tree", "list").stdout.decode()
+    line = next(ln for ln in text.splitlines() if ln.startswith("6.12 "))
+    assert row["debian_version"] in line and "default" in line
+    assert ("Debian now serves" in line) == (row["newer"] is not None)
 
 
 @pytest.mark.slow

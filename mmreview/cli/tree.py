@@ -29,17 +29,25 @@ def init(kernel: Optional[str] = _KernelOpt,
          tarball: Optional[Path] = typer.Option(
              None, "--tarball", metavar="PATH",
              help="Import this kernel source tarball instead, into the tree its Makefile's "
-                  "VERSION.PATCHLEVEL names.")) -> None:
+                  "VERSION.PATCHLEVEL names."),
+         update: bool = typer.Option(
+             False, "--update", help="Move the tree to the newest version Debian serves (by default "
+                                     "it is the version mmreview was verified on).")) -> None:
     """Provision a kernel tree: fetch Debian's linux-source package if needed and import it into git."""
     if kernel is not None and tarball is not None:
         fail_usage("--kernel and --tarball: give one or the other")
+    if update and tarball is not None:
+        fail_usage("--update and --tarball: a tarball has no newer version to move to")
+
+    def say(note: str) -> None:
+        print(f"mmreview: note: {note}", file=sys.stderr, flush=True)
 
     def provision(report):
         if tarball is not None:
             return tree_mod.init_tarball(tarball.expanduser(), report)
         if kernel is not None:
-            return tree_mod.init_kernel(kernel, report)
-        return tree_mod.init_default_tree(report)
+            return tree_mod.init_kernel(kernel, report, update=update, say=say)
+        return tree_mod.init_default_tree(report, update=update, say=say)
 
     def body() -> None:
         if kernel is not None:
@@ -89,16 +97,24 @@ def path(kernel: Optional[str] = _KernelOpt) -> None:
 
 
 @tree_app.command("list")
-def list_(as_json: bool = typer.Option(False, "--json", help="One JSON array of objects.")) -> None:
-    """One line per kernel: name, provisioned or not, release, commit, path."""
+def list_(as_json: bool = typer.Option(False, "--json", help="One JSON array of objects."),
+          refresh: bool = typer.Option(False, "--refresh", help="Ask Debian now which versions it "
+                                                                "serves (else: as of the last fetch).")) -> None:
+    """One line per kernel: name, provisioned or not, Debian version, commit, path, and whether
+    Debian serves a newer version (`tree init --update` moves to it)."""
     def body() -> None:
-        rows = tree_mod.list_trees()
+        rows = tree_mod.list_trees(refresh=refresh)
         if as_json:
             print(json.dumps(rows, indent=1))
             return
         for r in rows:
             state = "provisioned" if r["provisioned"] else "not provisioned"
-            note = " (default)" if r["default"] else ""
-            print(f"{r['kernel']:<6} {state:<16} {r['release'] or '-':<12} "
-                  f"{(r['commit'] or '-')[:12]:<12} {r['path']}{note}")
+            notes = ["default"] if r["default"] else []
+            if r["provisioned"] and r["verified"] and r["debian_version"] != r["verified"]:
+                notes.append(f"verified on {r['verified']}")
+            if r["newer"]:
+                notes.append(f"Debian now serves {r['newer']}")
+            version = r["debian_version"] or r["release"] or "-"
+            print(f"{r['kernel']:<6} {state:<16} {version:<20} {(r['commit'] or '-')[:12]:<12} "
+                  f"{r['path']}" + (f" ({'; '.join(notes)})" if notes else ""))
     run_command(body)

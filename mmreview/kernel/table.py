@@ -8,6 +8,12 @@ own lists, archives and no package caches), so the system's apt sources,
 lists and caches are never touched.  apt checks the .deb against the signed
 Release file as for any install.  Only `usr/src/linux-source-X.tar.xz` is then
 read out of the .deb, streamed (`dpkg-deb --fsys-tarfile`), never unpacked.
+
+Debian moves: a security update replaces 6.12.117 with 6.12.118 within a week.  So a kernel
+names the Debian version this project was last verified on (`verified`), and `tree init` fetches
+exactly that while the archive still serves it (bookworm-security keeps the older versions), so
+every machine gets the same commit; when the archive no longer has it, the newest of the line is
+taken and said in one line.  `tree init --update` moves a tree to the newest on purpose.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ SECURITY = "http://deb.debian.org/debian-security"
 @dataclass(frozen=True)
 class Kernel:
     name: str                              # VERSION.PATCHLEVEL, e.g. "7.3"
-    suites: tuple[tuple[str, str], ...]    # (archive URI, suite), component main; () = the system's apt
+    suites: tuple[tuple[str, str], ...]    # (archive URI, suite), component main
+    verified: str = ""                     # Debian version last verified here; "" = the newest served
 
     @property
     def package(self) -> str:
@@ -48,18 +55,18 @@ class Kernel:
 
     @property
     def source(self) -> str:
-        if not self.suites:
-            return "the system's apt"
         return ", ".join(suite for _, suite in self.suites)
 
 
 DEFAULT = "6.12"
-# The table: apt picks the newest version among a kernel's suites.
+# The one kernel table.  `verified` is what the README's measurements and the tests were last run
+# on; sid and backports keep only their newest version, so a pin there holds only until it moves.
 KERNELS: dict[str, Kernel] = {k.name: k for k in (
-    Kernel("6.1", ((SECURITY, "bookworm-security"), (DEBIAN, "bookworm"))),
-    Kernel("6.12", ()),
+    Kernel("6.1", ((SECURITY, "bookworm-security"), (DEBIAN, "bookworm")), verified="6.1.192-3"),
+    Kernel("6.12", ((SECURITY, "bookworm-security"), (DEBIAN, "bookworm")),
+           verified="6.12.117-1~deb12u1"),
     Kernel("7.2", ((DEBIAN, "sid"),)),
-    Kernel("7.3", ((DEBIAN, "trixie-backports"),)),
+    Kernel("7.3", ((DEBIAN, "trixie-backports"),), verified="7.3.4-1~bpo13+1"),
 )}
 
 NAME_RE = re.compile(r"^\d+\.\d+$")
@@ -92,6 +99,7 @@ class Deb:
     path: Path
     package: str
     version: str
+    note: str = ""      # said to the user when this is not the version asked for
 
 
 class _Apt:
@@ -145,17 +153,28 @@ class _Apt:
         proc, log = self.start(tool, *args, cwd=cwd)
         self.finish(proc, log, step, timeout)
 
-    def show(self) -> dict[str, str]:
-        """The candidate's fields (Version, Size, Filename)."""
-        proc = subprocess.run(["apt-cache", *self.options(), "show", "--no-all-versions",
-                               self.kernel.package], capture_output=True, text=True,
+    def versions(self) -> list[str]:
+        """Every version of the package the private lists hold, newest first (apt's order)."""
+        proc = subprocess.run(["apt-cache", *self.options(), "madison", self.kernel.package],
+                              capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
+        out = []
+        for line in proc.stdout.splitlines():
+            cols = [c.strip() for c in line.split("|")]
+            if len(cols) >= 2 and cols[0] == self.kernel.package and cols[1] not in out:
+                out.append(cols[1])
+        return out
+
+    def show(self, version: str) -> dict[str, str]:
+        """That version's fields (Version, Size, Filename)."""
+        proc = subprocess.run(["apt-cache", *self.options(), "show",
+                               f"{self.kernel.package}={version}"], capture_output=True, text=True,
                               env={**os.environ, "LC_ALL": "C"})
         # apt takes a name it does not know as a pattern ("linux-source-6.1" matches 6.12): only a
         # stanza of exactly this package counts.
         fields: dict[str, str] = {}
         for stanza in proc.stdout.split("\n\n"):
             f = dict(re.findall(r"^([A-Za-z0-9-]+): ?(.*)$", stanza, re.M))
-            if f.get("Package") == self.kernel.package and "Version" in f:
+            if f.get("Package") == self.kernel.package and f.get("Version") == version:
                 fields = f
                 break
         if proc.returncode != 0 or not fields:
@@ -164,22 +183,58 @@ class _Apt:
         return fields
 
 
-def fetch_deb(kernel: Kernel, base: Path, progress: Progress | None = None) -> Deb:
-    """Download `kernel`'s linux-source .deb into `base`/download with a private apt in `base`.
+def _update(apt: _Apt) -> None:
+    """apt-get update of the private lists.  --error-on=any: an index that failed to download is
+    an error, not a warning (apt would go on with no list, then find nothing, or worse, match the
+    name as a pattern).  A mirror caught mid-sync ("File has unexpected size") is tried again."""
+    step = f"apt-get update ({apt.kernel.source})"
+    for attempt in range(3):
+        try:
+            apt.run("apt-get", "update", "--error-on=any", step=step, cwd=apt.base)
+            return
+        except InfraError:
+            if attempt == 2:
+                raise
+            time.sleep(5 * (attempt + 1))
+
+
+def served_versions(kernel: Kernel, base: Path, refresh: bool = True) -> list[str]:
+    """The versions Debian serves of `kernel`'s package, newest first, through the private apt in
+    `base`.  refresh=False reads the lists the last fetch left (no network; [] if there are none)."""
+    apt = _Apt(kernel, base)
+    apt.setup()
+    if refresh:
+        _update(apt)
+    return apt.versions()
+
+
+def choose_version(kernel: Kernel, served: list[str], newest: bool = False) -> tuple[str, str]:
+    """(version to fetch, a note for the user or ""): the verified one while Debian serves it."""
+    if not served:
+        raise InfraError(kernel.package, f"apt-cache: not in {kernel.source}")
+    if newest or not kernel.verified:
+        return served[0], ""
+    if kernel.verified in served:
+        return kernel.verified, ""
+    return served[0], (f"Debian no longer serves {kernel.package} {kernel.verified}, the version "
+                       f"mmreview was verified on; taking {served[0]}, the newest it serves")
+
+
+def fetch_deb(kernel: Kernel, base: Path, progress: Progress | None = None,
+              newest: bool = False) -> Deb:
+    """Download `kernel`'s linux-source .deb into `base`/download with a private apt in `base`:
+    the verified version while the archive has it, else (or with newest=True) the newest.
 
     A .deb already there with the right hash is kept (apt checks it): a run killed after the
     download does not fetch it again.  Raises InfraError naming the step that failed."""
-    if not kernel.suites:
-        raise InfraError(kernel.package, "comes from the system's apt, not a private one")
     progress = progress or (lambda what, done, total: None)
     apt = _Apt(kernel, base)
     apt.setup()
     progress(f"apt-get update ({kernel.source})", 0, 1)
-    # --error-on=any: an index that failed to download is an error, not a warning (apt would go on
-    # with no list, and then find nothing, or worse, match the name as a pattern).
-    apt.run("apt-get", "update", "--error-on=any", step=f"apt-get update ({kernel.source})", cwd=base)
-    fields = apt.show()
-    version, size = fields["Version"], int(fields.get("Size", "0") or 0)
+    _update(apt)
+    version, note = choose_version(kernel, apt.versions(), newest)
+    fields = apt.show(version)
+    size = int(fields.get("Size", "0") or 0)
     name = Path(fields.get("Filename", "")).name or f"{kernel.package}_{version}_all.deb"
     for old in apt.download.iterdir():          # an older version's .deb, a partial download
         if old.name != name:
@@ -197,7 +252,7 @@ def fetch_deb(kernel: Kernel, base: Path, progress: Progress | None = None) -> D
     got = _deb_field(debs[0], "Version")
     if _deb_field(debs[0], "Package") != kernel.package or got != version:
         raise InfraError(str(debs[0]), f"is not {kernel.package} {version}")
-    return Deb(debs[0], kernel.package, version)
+    return Deb(debs[0], kernel.package, version, note)
 
 
 @contextmanager

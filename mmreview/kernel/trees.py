@@ -1,9 +1,9 @@
 """The kernel tree: the provisioned default, another provisioned kernel, or any checkout given with --tree.
 
 The default tree is Debian's linux-source-6.12 tarball imported into a bare
-git repository in the user's cache directory; other kernels (mmreview/kernels.py
-says which, and from which Debian suite) are imported the same way, each into
-its own `trees/linux-<VERSION.PATCHLEVEL>.git`.  The import streams the
+git repository in the user's cache directory; other kernels (mmreview/kernel/table.py
+says which, from which Debian suite, and which version was verified) are imported
+the same way, each into its own `trees/linux-<VERSION.PATCHLEVEL>.git`.  The import streams the
 tarball straight into `git fast-import` (no 1.4 GB extraction, and the
 tarball's own .gitignore, which ignores everything, plays no part).  Author,
 committer and dates come from the tarball, so every machine gets the same
@@ -27,8 +27,6 @@ from mmreview.common.errors import BadInput, InfraError
 from mmreview.common.git import git_dir, git_env, rev_parse, run_git
 from mmreview.common.paths import apt_dir, cache_dir, trees_dir  # noqa: F401  (cache_dir: kept importable here)
 
-PACKAGE = "linux-source-6.12"
-TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
 # Another linux-source tarball (a trimmed one for tests) can be imported by `tree init` instead; like
 # `tree init --tarball PATH` it lands in the tree its Makefile names (linux-<VERSION.PATCHLEVEL>.git).
 TARBALL_ENV = "MMREVIEW_LINUX_TARBALL"
@@ -111,26 +109,7 @@ def _kernel_tree(name: str) -> Path:
 Progress = Callable[[str, int, int], None]   # (what, done, total)
 
 
-def _ensure_tarball(progress: Progress | None) -> Path:
-    """The default kernel's tarball, installing linux-source-6.12 through the system's apt if needed."""
-    if TARBALL.exists():
-        return TARBALL
-    if shutil.which("apt-get") is None:
-        raise InfraError(str(TARBALL), f"missing, and no apt-get to install {PACKAGE}")
-    if progress:
-        progress(f"apt-get install {PACKAGE}", 0, 1)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", PACKAGE]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
-            raise InfraError(" ".join(cmd), last)
-    if not TARBALL.exists():
-        raise InfraError(str(TARBALL), f"{PACKAGE} installed but the tarball is not there")
-    return TARBALL
-
-
-def _package_version(package: str = PACKAGE) -> str:
+def _package_version(package: str) -> str:
     proc = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
                           capture_output=True, text=True)
     return proc.stdout.strip() if proc.returncode == 0 else "unknown"
@@ -256,13 +235,15 @@ def _quote(path: str) -> bytes:
     return path.encode()
 
 
-def _provision(dest: Path, import_into: Callable[[Path], str]) -> tuple[Path, bool]:
-    """Create `dest` with `import_into(tmp_bare_repo) -> release`, tagged v<release>.
+def _provision(dest: Path, import_into: Callable[[Path], str],
+               keep: Callable[[], bool] = lambda: True) -> tuple[Path, bool]:
+    """Create `dest` with `import_into(tmp_bare_repo) -> release`, tagged v<release>; a tree
+    already there is kept while `keep()` says so (asked under the lock), else replaced whole.
 
     Idempotent, and safe when two processes run it at once: the second waits on the lock
     (one per tree), then finds it done.  A reader sees no tree or a whole one."""
     with exclusive(dest.parent / f".{dest.name}.lock"):
-        if is_provisioned(dest):
+        if is_provisioned(dest) and keep():
             return dest, False
         tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
         for stale in dest.parent.glob(f".{dest.name}.tmp-*"):
@@ -271,40 +252,48 @@ def _provision(dest: Path, import_into: Callable[[Path], str]) -> tuple[Path, bo
         try:
             release = import_into(tmp)
             run_git(tmp, "tag", f"v{release}", BRANCH)
-            shutil.rmtree(dest, ignore_errors=True)
-            os.rename(tmp, dest)   # atomic: a reader sees no tree or a whole one
+            if dest.exists():      # --update: the old tree goes only once the new one is whole
+                old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+                os.rename(dest, old)
+                os.rename(tmp, dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, dest)   # atomic: a reader sees no tree or a whole one
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return dest, True
 
 
-def init_default_tree(progress: Progress | None = None) -> tuple[Path, bool]:
+Say = Callable[[str], None]   # a one-line note for the user (a version other than the verified)
+
+
+def init_default_tree(progress: Progress | None = None, update: bool = False,
+                      say: Say | None = None) -> tuple[Path, bool]:
     """Provision the default tree (6.12); returns (path, created).  With MMREVIEW_LINUX_TARBALL
     set, that tarball is imported instead, into the tree its release names."""
     env = os.environ.get(TARBALL_ENV)
     if env:
         return init_tarball(Path(env), progress, from_env=True)
-    return init_kernel(kernels.DEFAULT, progress)
+    return init_kernel(kernels.DEFAULT, progress, update=update, say=say)
 
 
-def init_kernel(name: str, progress: Progress | None = None) -> tuple[Path, bool]:
-    """Provision kernel `name` (see kernels.KERNELS) into trees/linux-<name>.git; (path, created).
+def init_kernel(name: str, progress: Progress | None = None, update: bool = False,
+                say: Say | None = None) -> tuple[Path, bool]:
+    """Provision kernel `name` (see kernel/table.py) into trees/linux-<name>.git; (path, created).
 
-    The default comes from the system's apt (linux-source-6.12 installed as a package); every
-    other kernel's .deb is fetched with a private apt configuration under the cache, its tarball
-    streamed out of it into the import, and the .deb deleted once the tree is in place."""
+    Its .deb is fetched with a private apt configuration under the cache: the version the table
+    says was verified while Debian serves it (else the newest, said through `say`), or with
+    update=True the newest, replacing a tree of another version.  The tarball is streamed out of
+    the .deb into the import, and the .deb deleted once the tree is in place."""
     kernel = kernels.get(name)
     dest = tree_path(kernel.name)
-
-    def from_system(tmp: Path) -> str:
-        source = _ensure_tarball(progress)
-        with open(source, "rb") as fh:
-            return _fast_import(fh, source.stat().st_size, tmp, PACKAGE, _package_version(),
-                                str(source), progress)
+    debs = apt_dir(kernel.package)
 
     def from_debian(tmp: Path) -> str:
-        deb = kernels.fetch_deb(kernel, apt_dir(kernel.package), progress)
+        deb = kernels.fetch_deb(kernel, debs, progress, newest=update)
+        if deb.note and say:
+            say(deb.note)
         with kernels.tarball_in_deb(deb.path, kernel.tarball) as (fh, size):
             release = _fast_import(fh, size, tmp, deb.package, deb.version, kernel.tarball, progress)
         if kernel_name(release) != kernel.name:
@@ -314,7 +303,21 @@ def init_kernel(name: str, progress: Progress | None = None) -> tuple[Path, bool
         deb.path.unlink(missing_ok=True)
         return release
 
-    return _provision(dest, from_system if not kernel.suites else from_debian)
+    def keep() -> bool:
+        if not update:
+            return True
+        newest = kernels.served_versions(kernel, debs)[:1]
+        return debian_version(dest) in newest
+
+    return _provision(dest, from_debian, keep)
+
+
+def debian_version(path: Path) -> str | None:
+    """The Debian package version a provisioned tree was imported from (its commit says)."""
+    proc = run_git(path, "log", "-1", "--format=%b", BRANCH, check=False)
+    m = re.search(r"from Debian \S+ (\S+) \(", proc.stdout.decode("utf-8", "replace")) \
+        if proc.returncode == 0 else None
+    return m.group(1) if m else None
 
 
 def tarball_release(path: Path) -> str:
@@ -354,8 +357,11 @@ def init_tarball(path: Path, progress: Progress | None = None,
     return _provision(dest, from_file)
 
 
-def list_trees() -> list[dict]:
-    """Every known kernel, and any other tree provisioned from a tarball: what `tree list` shows."""
+def list_trees(refresh: bool = False) -> list[dict]:
+    """Every known kernel, and any other tree provisioned from a tarball: what `tree list` shows.
+
+    `served` is what Debian serves of the kernel, newest first, as the private apt lists say: as
+    of the last fetch, or fetched now with refresh=True (network)."""
     names = set(kernels.KERNELS)
     if trees_dir().is_dir():
         for p in trees_dir().glob("linux-*.git"):
@@ -369,6 +375,7 @@ def list_trees() -> list[dict]:
         row = {"kernel": name, "default": name == kernels.DEFAULT, "known": k is not None,
                "package": k.package if k else None, "source": k.source if k else "a tarball",
                "provisioned": False, "release": None, "commit": None, "debian_version": None,
+               "verified": k.verified or None if k else None, "served": [], "newer": None,
                "path": str(p)}
         if (p / "HEAD").exists():
             proc = run_git(p, "log", "-1", "--format=%H%x00%s%x00%b", BRANCH, check=False)
@@ -379,5 +386,9 @@ def list_trees() -> list[dict]:
                 m = re.search(r"from Debian (\S+) (\S+) \(", body)
                 if m:
                     row.update(package=m.group(1), debian_version=m.group(2))
+        if k is not None and (refresh or (cache_dir() / "apt" / k.package / "lists").is_dir()):
+            row["served"] = kernels.served_versions(k, cache_dir() / "apt" / k.package, refresh)
+            if row["served"] and row["debian_version"] and row["served"][0] != row["debian_version"]:
+                row["newer"] = row["served"][0]
         rows.append(row)
     return rows
