@@ -1,9 +1,9 @@
 """The kernel tree: the provisioned default, another provisioned kernel, or any checkout given with --tree.
 
-The default tree is Debian's linux-source-6.12 tarball imported into a bare
-git repository in the user's cache directory; other kernels (mmreview/kernel/table.py
-says which, from which Debian suite, and which version was verified) are imported
-the same way, each into its own `trees/linux-<VERSION.PATCHLEVEL>.git`.  The import streams the
+The default tree (kernel/table.py's DEFAULT) is Debian's linux-source tarball of that
+kernel imported into a bare git repository in the user's cache directory; other kernels
+(kernel/table.py says which, from which Debian suite, and which version was verified) are
+imported the same way, each into its own `trees/linux-<VERSION.PATCHLEVEL>.git`.  The import streams the
 tarball straight into `git fast-import` (no 1.4 GB extraction, and the
 tarball's own .gitignore, which ignores everything, plays no part).  Author,
 committer and dates come from the tarball, so every machine gets the same
@@ -270,7 +270,7 @@ Say = Callable[[str], None]   # a one-line note for the user (a version other th
 
 def init_default_tree(progress: Progress | None = None, update: bool = False,
                       say: Say | None = None) -> tuple[Path, bool]:
-    """Provision the default tree (6.12); returns (path, created).  With MMREVIEW_LINUX_TARBALL
+    """Provision the default tree (kernels.DEFAULT); returns (path, created).  With MMREVIEW_LINUX_TARBALL
     set, that tarball is imported instead, into the tree its release names."""
     env = os.environ.get(TARBALL_ENV)
     if env:
@@ -386,8 +386,8 @@ def list_trees(refresh: bool = False) -> list[dict]:
                 m = re.search(r"from Debian (\S+) (\S+) \(", body)
                 if m:
                     row.update(package=m.group(1), debian_version=m.group(2))
-        if k is not None and (refresh or (cache_dir() / "apt" / k.package / "lists").is_dir()):
-            row["served"] = kernels.served_versions(k, cache_dir() / "apt" / k.package, refresh)
+        if k is not None and (refresh or (apt_dir(k.package) / "lists").is_dir()):
+            row["served"] = kernels.served_versions(k, apt_dir(k.package), refresh)
             if row["served"] and row["debian_version"] and row["served"][0] != row["debian_version"]:
                 row["newer"] = row["served"][0]
         rows.append(row)
