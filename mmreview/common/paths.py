@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 from mmreview.common.errors import InfraError
 
@@ -32,37 +33,24 @@ def cache_dir() -> Path:
     return Path(base) / "mmreview"
 
 
-def trees_dir() -> Path:
-    return cache_dir() / "trees"
+def _in_cache(name: str) -> Callable[[], Path]:
+    def path() -> Path:
+        return cache_dir() / name
+    return path
+
+
+trees_dir = _in_cache("trees")
+worktrees_dir = _in_cache("worktrees")
+results_dir = _in_cache("results")
+work_root = _in_cache("matrix-work")
+toolchains_dir = _in_cache("toolchains")
+reviews_dir = _in_cache("reviews")
+cluster_dir = _in_cache("cluster")
 
 
 def apt_dir(package: str) -> Path:
     return cache_dir() / "apt" / package
 
 
-def worktrees_dir() -> Path:
-    return cache_dir() / "worktrees"
-
-
-def results_dir() -> Path:
-    return cache_dir() / "results"
-
-
-def work_root() -> Path:
-    return cache_dir() / "matrix-work"
-
-
 def ccache_dir(as_nobody: bool = False) -> Path:
     return cache_dir() / ("ccache-nobody" if as_nobody else "ccache")
-
-
-def toolchains_dir() -> Path:
-    return cache_dir() / "toolchains"
-
-
-def reviews_dir() -> Path:
-    return cache_dir() / "reviews"
-
-
-def cluster_dir() -> Path:
-    return cache_dir() / "cluster"

@@ -25,7 +25,10 @@ from mmreview.kernel import table as kernels
 from mmreview.common.filelock import exclusive
 from mmreview.common.errors import BadInput, InfraError
 from mmreview.common.git import git_dir, git_env, rev_parse, run_git
-from mmreview.common.paths import apt_dir, cache_dir, trees_dir  # noqa: F401  (cache_dir: kept importable here)
+from mmreview.common import paths
+from mmreview.common.paths import apt_dir, trees_dir
+
+cache_dir = paths.cache_dir      # still importable from here
 
 # Another linux-source tarball (a trimmed one for tests) can be imported by `tree init` instead; like
 # `tree init --tarball PATH` it lands in the tree its Makefile names (linux-<VERSION.PATCHLEVEL>.git).
