@@ -134,6 +134,9 @@ class TargetInfo:
     sanitizers: list[str] = field(default_factory=list)
     reason: str = ""
 
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
     @classmethod
     def of(cls, a: Availability) -> "TargetInfo":
         return cls(name=a.target, available=a.available,
