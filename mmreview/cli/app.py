@@ -1,6 +1,6 @@
 """The typer application object and the one wrapper every command runs under.
 
-Commands live in `mmreview/commands/*.py`, each registering itself on `app`;
+Commands live in `mmreview/cli/*.py`, each registering itself on `app`;
 they only parse options, call the engine, and render.  `run_command` turns an
 `MmreviewError` into one line on stderr and its exit code, never a traceback;
 so are the I/O faults a command meets on the way (a full disk, an unusable cache
