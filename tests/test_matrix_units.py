@@ -54,14 +54,12 @@ def outcome_of(c: dict, text: str) -> BuildOutcome:
                         src=SRC, recipe=c["recipe"], absent=c["absent"], timed_out=c["timed_out"])
 
 
-def test_the_captured_logs_cover_every_kernel_and_the_targets_here():
+def test_the_captured_logs_cover_every_kernel_and_every_target():
     assert {c["kernel"] for c in INDEX} >= {"6.1", "6.12", "7.3"}
-    here = {t.name for t in T.all_targets() if T.availability(t).available}
-    captured = {c["target"] for c in INDEX}
-    assert captured >= {"x86_64", "i386"}
-    assert {"arm64", "s390x", "ppc64le", "riscv64"} & here <= captured | {"riscv64"}
-    assert not any("/root" in (RUNS / c["log"]).read_text() or "/home" in (RUNS / c["log"]).read_text()
-                   for c in INDEX), "a host path in the captured logs"
+    assert {c["target"] for c in INDEX} == {t.name for t in T.all_targets()}
+    for c in INDEX:
+        text = (RUNS / c["log"]).read_text()
+        assert "/root" not in text and "/home" not in text and "matrix-work" not in text, c["log"]
 
 
 # ---------------------------------------------------------------- the run parser
@@ -118,7 +116,7 @@ def test_build_errors_read_as_in_the_tree():
 
 def _tree_with(tmp_path: Path, files: list[str]) -> tuple[Path, str]:
     repo = tmp_path / "tree"
-    repo.mkdir()
+    repo.mkdir(parents=True)
     git(repo, "init", "-q")
     for f in files:
         (repo / f).parent.mkdir(parents=True, exist_ok=True)

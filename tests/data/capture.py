@@ -87,7 +87,7 @@ def capture(name, kernel, series, at, target, suite, binaries, box) -> list[dict
         rev = co.base_sha if at == "base" else co.result.tip_sha if at == "tip" else co.rev_after(at)
         run_dir = new_run_dir(work_root())
         try:
-            export = export_revision(co, rev, run_dir / "rev")
+            export = export_revision(co, rev, run_dir / "rev", t.tree_paths)
             wd = run_dir / name
             wd.mkdir(parents=True)
             spec = BuildSpec(target=t, suite=s, binaries=binaries, sanitizers=tuple(a.sanitizers),
