@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from mmreview.common.errors import InfraError
+from mmreview.matrix import suites
+from mmreview.matrix import targets as tg
 from mmreview.matrix.targets import TargetInfo
 from mmreview.review.model import DEFAULT_FAIL_ON, PatchApply, Review, SeriesSummary, TreeInfo
 
@@ -67,8 +69,10 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
 
     report = progress or (lambda *_: None)
     tree = open_tree(req.tree)
-    if req.profile != "rules":          # bad suite or binary names fail before any work
-        from mmreview.matrix import suites
+    # Bad --arch, --suite or --binary names are bad input before any work (--arch even with no
+    # matrix to run).
+    named = tg.parse_arch_list(req.arch)
+    if req.profile != "rules":
         suites.select(req.profile, req.suite, req.binary,
                       {s.name: suites.tree_binaries(tree.path, "HEAD", s) for s in suites.SUITES})
     report("reading the series", 0, 1)
@@ -77,7 +81,7 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
         series = load_series("-", tree, stdin=io.BytesIO(_as_lone_patch(sys.stdin.buffer.read())))
     else:
         series = load_series(req.source, tree)
-    targets = _targets(req, executor)
+    targets = _targets(req, named, executor)
     box = None
     if req.profile != "rules":      # no way to confine the series' code: exit 3 before any work
         box = executor.confinement(tree.path, req.no_sandbox)
@@ -177,12 +181,10 @@ def new_review(series, tree_path: str, res, targets: list[TargetInfo],
         targets=list(targets), profile=req.profile, fail_on=req.fail_on, notes=list(req.notes))
 
 
-def _targets(req: CheckRequest, executor) -> list[tuple[object, TargetInfo]]:
+def _targets(req: CheckRequest, named: list, executor) -> list[tuple[object, TargetInfo]]:
     """The matrix's targets with their availability (here, or on the cluster's workers); a
     target named with --arch whose toolchain is missing is an infrastructure error (exit 3), not
     a silent skip."""
-    from mmreview.matrix import targets as tg
-    named = tg.parse_arch_list(req.arch)    # a bad --arch is bad input even with no matrix to run
     if req.profile == "rules":
         return []
     if req.arch:
