@@ -21,13 +21,14 @@ from pathlib import Path
 from unidiff import PatchSet
 
 from mmreview.common.errors import InfraError
+from mmreview.common.git import git_out, run_git
 
 ID = "checkpatch"
 SEVERITY = "warning"       # each finding keeps checkpatch's own level (ERROR -> error, WARNING -> warning)
 TITLE = "scripts/checkpatch.pl of the tree under review"
 RATIONALE = """
-Every mm series is expected to be checkpatch-clean before it is posted (Documentation/process/
-submitting-patches.rst), and maintainers bounce series that are not.  The checkpatch.pl of the tree the
+Every mm series is expected to be checkpatch-clean before it is posted
+(Documentation/process/submitting-patches.rst), and maintainers bounce series that are not.  The checkpatch.pl of the tree the
 series is based on is run, so its rules are those of the kernel version the series targets; its ERROR
 and WARNING lines become findings named after their types (checkpatch:LONG_LINE, ...), so they can be
 ignored one by one.  In userland test code (tools/testing/) the kernel-only advice is info: a test's
@@ -47,6 +48,31 @@ USERLAND_TESTS = ("tools/testing/",)
 NOT_FOR_TESTS = {
     "AVOID_BUG": "in a userland test BUG_ON()/MT_BUG_ON() is the test's assertion, not a kernel crash",
 }
+# checkpatch's checks that look a cited commit up with `git log` (it runs them in $GIT_DIR)
+NEEDS_HISTORY = ("UNKNOWN_COMMIT_ID", "GIT_COMMIT_ID")
+
+
+def history_gap(repo: Path, base: str) -> str | None:
+    """Why commit ids cannot be looked up in `repo` at `base`, or None when its history is there."""
+    if git_out(repo, "rev-parse", "--is-shallow-repository", check=False) == "true":
+        return "the tree is a shallow clone"
+    parents = run_git(repo, "rev-list", "--parents", "-n", "1", base, check=False)
+    if parents.returncode == 0 and len(parents.stdout.split()) == 1:
+        return "the tree has no history before its base, as an imported release has none"
+    return None
+
+
+def _without_history(typ: str, severity: str, msg: str, gap: str) -> tuple[str, str]:
+    """(severity, message) of a commit-id check on a tree that cannot look commits up."""
+    if typ == "UNKNOWN_COMMIT_ID":
+        cited = re.search(r"'([0-9a-fA-F]+)'", msg)
+        what = f"commit id '{cited.group(1)}'" if cited else "the commit id"
+        return "info", (f"{what[:1].upper() + what[1:]} not checked: {gap} (info; a --tree "
+                        "checkout with the history checks it)")
+    # GIT_COMMIT_ID without git: the form is checked, the title is not, and the suggested id is
+    # checkpatch's placeholder
+    msg = re.sub(r" - ie: .*$", "", msg)
+    return severity, f"{msg} (the title is not checked: {gap})"
 
 
 def _initializer_table(lines: list[str], line: int) -> bool:
@@ -88,15 +114,20 @@ def parse_output(text: str):
     return [tuple(c) for c in out]
 
 
-def run_checkpatch(script: Path, mbox: bytes, cwd: Path, timeout: float | None = None) -> str | None:
-    """checkpatch's output, or None when it did not finish within `timeout` (it is killed)."""
+def run_checkpatch(script: Path, mbox: bytes, cwd: Path, timeout: float | None = None,
+                   git_dir: Path | None = None) -> str | None:
+    """checkpatch's output, or None when it did not finish within `timeout` (it is killed).
+    With `git_dir`, checkpatch looks cited commits up there (read-only `git log`)."""
     perl = shutil.which("perl")
     if perl is None:
         raise InfraError("perl", "not installed; checkpatch.pl needs it (apt-get install perl)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    if git_dir is not None:
+        env["GIT_DIR"] = str(git_dir)
     try:
         proc = subprocess.run([perl, str(script), "--no-tree", "--show-types", "--no-summary",
                                "--color=never", "-"], input=mbox, capture_output=True, cwd=cwd,
-                              timeout=timeout if timeout is not None else TIMEOUT)
+                              timeout=timeout if timeout is not None else TIMEOUT, env=env)
     except subprocess.TimeoutExpired:
         return None
     return proc.stdout.decode("utf-8", "replace")
@@ -147,8 +178,12 @@ def check(ctx):
             return []
         patches = {p.number: p for p in ctx.series.patches}
         todo = [(pc, patches[pc.number]) for pc in ctx.patches]
+        # the checkout's repository: the series' commits, and the tree's objects and history
+        gap = history_gap(ctx.checkout.tree.path, ctx.base_rev)
+        git_dir = None if gap else Path(ctx.checkout.path) / ".git"
         with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-            outputs = list(pool.map(lambda t: run_checkpatch(script, t[1].mbox, Path(tmp)), todo))
+            outputs = list(pool.map(lambda t: run_checkpatch(script, t[1].mbox, Path(tmp),
+                                                             git_dir=git_dir), todo))
     out = []
     for (pc, patch), text in zip(todo, outputs):
         if text is None:
@@ -165,7 +200,9 @@ def check(ctx):
                 cf = ctx.cfile(pc.rev_after, path)
                 found = cf.function_at(line) if cf else None
                 fn = found.name if found else None
-            if path and path.startswith(USERLAND_TESTS) and typ in NOT_FOR_TESTS:
+            if gap and typ in NEEDS_HISTORY:
+                severity, msg = _without_history(typ, severity, msg, gap)
+            elif path and path.startswith(USERLAND_TESTS) and typ in NOT_FOR_TESTS:
                 severity = "info"
                 msg = f"{msg} (info: {NOT_FOR_TESTS[typ]})"
             elif typ == "COMPLEX_MACRO" and path and line:

@@ -85,3 +85,69 @@ def test_complex_macro_on_an_initializer_table_is_info(clone, tmp_path):
     assert len(table_f) == 1 and table_f[0].severity == "info", [f.to_json() for f in res.findings]
     pair = [f for f in got.values() if "initializers" not in f.message]
     assert pair and pair[0].severity == "error"          # a real one keeps checkpatch's level
+
+
+CITE = ("mm/mmap: drop the blank line in exit_mmap()", None,
+        [("mm/mmap.c", EXIT, "\tmmu_notifier_release(mm);\n\tmmap_read_lock(mm);\n\tarch_exit_mmap(mm);\n")])
+
+
+def _cite(body: str):
+    return (CITE[0], body, CITE[2])
+
+
+def test_commit_ids_on_a_tree_without_history_are_info_with_the_reason(clone, tmp_path):
+    # the default tree is one imported commit: no cited commit can be looked up in it
+    res = _run(clone, tmp_path, [_cite("As before.\n\nFixes: 54a611b60590 (\"Maple Tree: add new data structure\")")])
+    (f,) = [f for f in res.findings if f.rule == "checkpatch:UNKNOWN_COMMIT_ID"]
+    assert f.severity == "info" and "'54a611b60590' not checked" in f.message
+    assert "no history" in f.message and "--tree" in f.message
+    assert not [f for f in res.findings if f.severity != "info"], [f.to_json() for f in res.findings]
+
+
+def test_commit_ids_are_looked_up_in_a_tree_with_history(clone, tmp_path):
+    """A user's tree with history (here: the scratch clone, one commit more than the import): a
+    cited commit it has is known, one it has not is checkpatch's warning, a wrong title its error."""
+    from conftest_rules import _git
+    _git(clone, "checkout", "--quiet", "-B", "earlier", "95ba86de1f0d16a60e2fb689cf5ce4a786bad879")
+    (clone / "mm" / "mmap.c").write_text((clone / "mm" / "mmap.c").read_text().replace(
+        "/* Release all mmaps. */", "/* Release all mmaps (and their page tables). */"))
+    _git(clone, "commit", "--quiet", "-a", "-m", "mm/mmap: say what exit_mmap() releases")
+    earlier = _git(clone, "rev-parse", "HEAD").decode().strip()
+    body = (f"As before.\n\nThis follows commit {earlier[:12]} (\"mm/mmap: say what it frees\").\n\n"
+            f"Fixes: {earlier[:12]} (\"mm/mmap: say what exit_mmap() releases\")\n"
+            "Fixes: 0123456789ab (\"mm: a commit that does not exist\")")
+    p = tmp_path / "s.mbox"
+    p.write_bytes(make_mbox(clone, "checkpatch", "A checkpatch case.", [_cite(body)], base=earlier))
+    tree = open_tree(clone)
+    series = load_series(str(p), tree)
+    with apply_series(tree, series) as co:
+        assert co.result.ok and co.base_sha == earlier
+        res = run_rules(series, co, only=("checkpatch",))
+    unknown = [f for f in res.findings if f.rule == "checkpatch:UNKNOWN_COMMIT_ID"]
+    assert [(f.severity, "0123456789ab" in f.message) for f in unknown] == [("warning", True)], \
+        [f.to_json() for f in res.findings]
+    (title,) = [f for f in res.findings if f.rule == "checkpatch:GIT_COMMIT_ID"]
+    assert title.severity == "error" and "say what exit_mmap() releases" in title.message
+
+
+def test_commit_ids_on_a_shallow_clone_are_info_with_the_reason(kernel_tree, tmp_path):
+    """A shallow clone (git's own marker, .git/shallow, on a clone of the tree) lacks the past
+    even where its base has parents: the reason says which it is."""
+    from conftest_rules import _git
+    shallow = scratch_clone(kernel_tree, tmp_path / "linux", ["/mm/mmap.c"])
+    (shallow / "mm" / "mmap.c").write_text((shallow / "mm" / "mmap.c").read_text().replace(
+        "/* Release all mmaps. */", "/* Release all mmaps (and their page tables). */"))
+    _git(shallow, "commit", "--quiet", "-a", "-m", "mm/mmap: say what exit_mmap() releases")
+    earlier = _git(shallow, "rev-parse", "HEAD").decode().strip()
+    (shallow / ".git" / "shallow").write_text(earlier + "\n")
+    assert _git(shallow, "rev-parse", "--is-shallow-repository").decode().strip() == "true"
+    p = tmp_path / "s.mbox"
+    p.write_bytes(make_mbox(shallow, "checkpatch", "A checkpatch case.",
+                            [_cite("As before.\n\nFixes: 0123456789ab (\"mm: a commit the clone lacks\")")],
+                            base=earlier))
+    tree = open_tree(shallow)
+    series = load_series(str(p), tree)
+    with apply_series(tree, series) as co:
+        res = run_rules(series, co, only=("checkpatch",))
+    (f,) = [f for f in res.findings if f.rule == "checkpatch:UNKNOWN_COMMIT_ID"]
+    assert f.severity == "info" and "shallow clone" in f.message

@@ -9,6 +9,7 @@ directory, git missing or failing): `oserror.as_error` says which they are.
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -30,6 +31,36 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+# `mmreview --help` in the order a user needs the commands: the review, the stages it is made
+# of (each on its own), then setting a machine up and clustering machines.
+COMMAND_PANELS = {
+    "Review": ("check",),
+    "Stages": ("series", "apply", "rules", "test", "report"),
+    "Set-up and cluster": ("targets", "setup", "tree", "hook", "worker"),
+}
+
+
+def arrange(group) -> None:
+    """Order the click group's commands by COMMAND_PANELS, each under its panel (a command not
+    named there comes last), and make every help text prose: the docstrings are wrapped at the
+    source's width, and rich would keep those line breaks mid-sentence."""
+    order = [name for names in COMMAND_PANELS.values() for name in names]
+    panel = {name: title for title, names in COMMAND_PANELS.items() for name in names}
+    group.commands = dict(sorted(group.commands.items(),
+                                 key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    for name, cmd in group.commands.items():
+        if name in panel:
+            cmd.rich_help_panel = panel[name]
+    _reflow(group)
+
+
+def _reflow(cmd) -> None:
+    if cmd.help:
+        cmd.help = "\n\n".join(" ".join(par.split()) for par in inspect.cleandoc(cmd.help).split("\n\n"))
+    for sub in getattr(cmd, "commands", {}).values():
+        _reflow(sub)
+
 
 # Reports go to stdout; progress and errors to stderr, so `--json > f` stays clean.
 

@@ -21,20 +21,32 @@ from mmreview.cli.worker import ClusterOption
 FormatOption = typer.Option("terminal", "--format", "-f",
                             help=f"Report format: {', '.join(FORMATS)}.")
 OutputOption = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout.")
+ShowOption = typer.Option([], "--show", metavar="info",
+                          help="List the info findings too (terminal, markdown); reports count them.")
 FromOption = typer.Option(None, "--from", help="From: (and Reported-by:) of the email reply "
                                                "(default: [email] in ~/.config/mmreview/config.toml).")
 
 
-def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str] = None) -> None:
+def show_info(show: list[str]) -> bool:
+    """--show info (repeatable, or comma-separated): whether the report lists info findings."""
+    wanted = {w.strip() for s in show for w in s.split(",") if w.strip()}
+    if wanted - {"info"}:
+        fail_usage(f"--show {','.join(sorted(wanted - {'info'}))}: only `info` can be shown")
+    return "info" in wanted
+
+
+def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str] = None,
+         show: list[str] = ()) -> None:
     """Render the review in `fmt` to `output` or stdout (coloured only on a terminal)."""
     if fmt not in FORMATS:
         fail_usage(f"--format {fmt}: unknown format (one of {', '.join(FORMATS)})")
+    info = show_info(list(show))
     if fmt == "terminal" and output is None:
         from mmreview.render.terminal import print_review, report_console
-        print_review(review, report_console())
+        print_review(review, report_console(), show_info=info)
         return
     from mmreview.render import render
-    text = render(review, fmt, sender=sender)
+    text = render(review, fmt, sender=sender, show_info=info)
     if output is None:
         stdout.file.write(text)
         stdout.file.flush()
@@ -66,6 +78,7 @@ def check_cmd(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Matrix cells in parallel."),
     ignore: list[str] = typer.Option([], "--ignore", help="Skip this rule id (repeatable)."),
     sender: Optional[str] = FromOption,
+    show: list[str] = ShowOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     no_sandbox: bool = NoSandboxOption,
     build_timeout: Optional[float] = BuildTimeoutOption,
@@ -86,6 +99,7 @@ def check_cmd(
             fail_usage(f"--fail-on {fail_on}: one of {', '.join(FAIL_ON_CHOICES)}")
         if fmt not in FORMATS:
             fail_usage(f"--format {fmt}: unknown format (one of {', '.join(FORMATS)})")
+        show_info(show)
         if output is not None:
             check_output(output, "-o")
         if json_out is not None:
@@ -101,7 +115,7 @@ def check_cmd(
         if not quiet:
             print(f"mmreview: review saved to {saved} (`mmreview report {saved} --format F`)",
                   file=sys.stderr)
-        emit(review, fmt, output, sender)
+        emit(review, fmt, output, sender, show)
         return review.exit_code
     raise typer.Exit(run_command(body))
 

@@ -13,7 +13,7 @@ import pkgutil
 import sys
 
 from mmreview import cli as commands
-from mmreview.cli.app import app, internal_error, one_line
+from mmreview.cli.app import app, arrange, internal_error, one_line
 from mmreview.common.errors import EXIT_BAD_INPUT
 
 
@@ -25,10 +25,8 @@ def _load_commands() -> None:
 def _usage_error(exc) -> int:
     from typer._click.exceptions import NoArgsIsHelpError
     if isinstance(exc, NoArgsIsHelpError):
-        # `mmreview` or `mmreview tree` alone: the help is the answer (typer prints it itself).
-        text = exc.ctx.get_help()
-        if text.strip():
-            print(text)
+        # `mmreview` or `mmreview tree` alone: the help is the answer, and typer has printed it
+        # (asking the context for it again would print it a second time).
         return EXIT_BAD_INPUT
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path.partition(" ")[2] if ctx is not None else ""
@@ -51,8 +49,11 @@ def main() -> None:
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "w"))
     try:
+        import typer.main
+        command = typer.main.get_command(app)
+        arrange(command)
         # Not standalone: typer hands usage errors and exits back to us instead of printing them.
-        code = app(standalone_mode=False)
+        code = command(standalone_mode=False)
     except ClickException as exc:
         code = _usage_error(exc)
     except (Abort, KeyboardInterrupt):

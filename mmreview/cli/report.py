@@ -12,7 +12,7 @@ from mmreview.common.errors import BadInput
 from mmreview.intake.inputs import read_path, read_stdin
 from mmreview.common.outputs import check_output
 from mmreview.review.model import FAIL_ON_CHOICES, Review
-from mmreview.cli.check import FormatOption, FromOption, OutputOption, emit
+from mmreview.cli.check import FormatOption, FromOption, OutputOption, ShowOption, emit, show_info
 
 
 @app.command("report")
@@ -25,9 +25,11 @@ def report_cmd(
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Judge the findings again with "
                                                                   "this threshold."),
     sender: Optional[str] = FromOption,
+    show: list[str] = ShowOption,
 ) -> None:
     """Render a saved review in any format; exits with the review's exit code."""
     def body() -> int:
+        show_info(show)
         if output is not None:
             check_output(output, "-o")
         if review_file == "-":
@@ -45,6 +47,6 @@ def report_cmd(
             if fail_on not in FAIL_ON_CHOICES:
                 raise BadInput(f"--fail-on {fail_on}", f"one of {', '.join(FAIL_ON_CHOICES)}")
             review.fail_on = fail_on
-        emit(review, fmt, output, sender)
+        emit(review, fmt, output, sender, show)
         return review.exit_code
     raise typer.Exit(run_command(body))

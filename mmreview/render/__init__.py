@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from mmreview.rules.findings import Finding
+from mmreview.rules.findings import Finding, RuleInfo
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE, Cell
 from mmreview.review.model import Review
 
@@ -144,7 +144,59 @@ def cell_reason(cell: Cell) -> str:
     return cell.tip.reason or (cell.base.reason if cell.base else "")
 
 
+def ran_line(review: Review) -> str:
+    """What the matrix ran, as one sentence: targets × suites, and how the cells came out."""
+    g = grid(review)
+    if not g.cells:
+        return ""
+    counts: dict[str, int] = {}
+    for c in review.cells:
+        counts[c.verdict] = counts.get(c.verdict, 0) + 1
+    cols = ", ".join(b if s == b else f"{s}/{b}" for s, b in g.columns)
+    return (f"{', '.join(g.targets)} × {cols}: "
+            + ", ".join(f"{n} {VERDICT_LABEL[v]}" for v, n in counts.items()))
+
+
 # ---------------------------------------------------------------- findings
+# Who reads what: every report lists warnings and errors; `info` findings (advice a reviewer
+# would not send, such as BUG_ON() in a test) are counted, and listed only on request.
+
+def shown_findings(review: Review, show_info: bool = False) -> list[Finding]:
+    """The findings a report lists, in patch order: all but `info` unless asked for."""
+    return sorted((f for f in review.findings if show_info or f.severity != "info"),
+                  key=lambda f: (f.patch, f.file, f.line))
+
+
+def hidden_info(review: Review, show_info: bool = False) -> str:
+    """The info findings a report does not list, as a count by rule ("" if none):
+    "3 info findings (checkpatch:AVOID_BUG ×2, checkpatch:UNKNOWN_COMMIT_ID)"."""
+    if show_info:
+        return ""
+    by_rule: dict[str, int] = {}
+    for f in review.findings:
+        if f.severity == "info":
+            by_rule[f.rule] = by_rule.get(f.rule, 0) + 1
+    if not by_rule:
+        return ""
+    rules = ", ".join(r + (f" ×{n}" if n > 1 else "") for r, n in by_rule.items())
+    return f"{plural(sum(by_rule.values()), 'info finding')} ({rules})"
+
+
+def rules_to_explain(review: Review, findings: list[Finding]) -> list[RuleInfo]:
+    """The rules behind `findings`, each once, in the order first cited: a report says why a
+    rule exists once, however many findings it has."""
+    seen: dict[str, RuleInfo] = {}
+    for f in findings:
+        info = review.rule(f.rule)
+        if info is not None and info.rationale and info.id not in seen:
+            seen[info.id] = info
+    return list(seen.values())
+
+
+def one_paragraph(text: str) -> str:
+    """A rationale as one paragraph: the rule files wrap theirs at their own width."""
+    return " ".join(text.split())
+
 
 def location(f: Finding) -> str:
     if not f.file:

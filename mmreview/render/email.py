@@ -1,10 +1,13 @@
 """A mailing-list reply to the series, RFC 5322, ready for `git send-email`/`mutt -H` (never sent).
 
 Kernel-test-robot style: verdict first, then per patch the findings quoted
-against the patch's own lines in `> ` reply style, then the failing matrix
-cells with the command that reproduces each, and — only when something is
+against the patch's own lines in `> ` reply style (a line each), then the failing
+matrix cells with their whole log excerpt and the command that reproduces each,
+then a line each for what ran, what failed before the series and the `info`
+findings (counted, never quoted: a public mail carries what the author must act
+on), then why each cited rule exists, once, and — only when something is
 reported — `Reported-by:` immediately followed by `Closes:` (checkpatch wants
-that pairing).  Prose is wrapped at 72 columns, nothing the renderer writes
+that pairing).  A clean series' reply is a short note.  Prose is wrapped at 72 columns, nothing the renderer writes
 passes 80; quoted patch lines are the patch's own.
 
 Identities come from `[email]` in ~/.config/mmreview/config.toml:
@@ -29,7 +32,9 @@ from email.utils import format_datetime, getaddresses
 from pathlib import Path
 
 from mmreview.review.model import DID_NOT_APPLY, Review
-from mmreview.render import VERDICT_LABEL, cell_detail, clean_log, failing_cells, plural, preexisting_lines, quote_patch
+from mmreview.render import (VERDICT_LABEL, cell_detail, clean_log, failing_cells, hidden_info,
+                             one_paragraph, plural, preexisting_lines, quote_patch, ran_line,
+                             rules_to_explain, shown_findings)
 
 WIDTH = 72
 DEFAULT_FROM = "mmreview <mmreview@localhost>"
@@ -97,6 +102,15 @@ def _command_lines(cmd: str, indent: str = "    ", width: int = 78) -> list[str]
     return lines
 
 
+def _log_lines(line: str, indent: str = "    ", width: int = 80) -> list[str]:
+    """A log line within `width` columns: a longer one goes on over further-indented lines,
+    wrapped at spaces, never cut short (the reader needs all of it)."""
+    if len(indent) + len(line) <= width:
+        return [indent + line]
+    return textwrap.wrap(line, width, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_on_hyphens=False, replace_whitespace=False) or [indent]
+
+
 def _first_name(author: str) -> str:
     name = getaddresses([author])[0][0]
     return name.split()[0] if name else ""
@@ -123,8 +137,9 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
             out += _wrap(clean_log(line), "    ")
         out.append("")
 
+    shown = shown_findings(review)
     for p in s.patches:
-        fs = review.findings_for(p.number)
+        fs = [f for f in shown if f.patch == p.number]
         if not fs:
             continue
         out += _wrap(f"[PATCH {p.number}/{len(s.patches)}] {p.subject}") + [""]
@@ -132,20 +147,12 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
             quoted = quote_patch(p.diff, f.file, f.line, f.excerpt)
             if quoted:
                 out.append(f"> diff --git a/{f.file} b/{f.file}")
-                out += [f"> {q}".rstrip() for q in quoted]
-            else:
-                out += [f"> +{e}".rstrip() for e in f.excerpt]
-            out.append("")
-            out += _wrap(f"{f.severity}: {f.rule}: {f.message}")
-            if f.fixed_by:
-                out += _wrap(f"(patch {f.fixed_by} removes it again, but this patch breaks "
-                             f"bisection.)")
-            info = review.rule(f.rule)
-            if info and info.rationale:
-                out.append("")
-                out += _wrap(info.rationale, "  ")
-                if info.source:
-                    out += _wrap(f"({info.source})", "  ")
+                out += [f"> {q}".rstrip() for q in quoted] + [""]
+            elif f.excerpt:
+                out += [f"> +{e}".rstrip() for e in f.excerpt] + [""]
+            fixed = (f" (patch {f.fixed_by} removes it again, but this patch breaks bisection.)"
+                     if f.fixed_by else "")
+            out += _wrap(f"{f.severity}: {f.rule}: {f.message}{fixed}")
             out.append("")
 
     bad = failing_cells(review)
@@ -154,33 +161,39 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
         for c in bad:
             out += _wrap(f"{c.target} {c.suite}/{c.binary}: {VERDICT_LABEL[c.verdict]} "
                          f"({cell_detail(c)})", "  ")
-            for line in c.tip.excerpt[:10]:
-                line = clean_log(line).rstrip()
-                out.append(("    " + line)[:80])
+            for line in c.tip.excerpt:        # the whole excerpt: it is what the author debugs
+                out += _log_lines(clean_log(line).rstrip())
             if c.tip.command:
                 out.append("  To reproduce:")
                 out += _command_lines(c.tip.command)
             out.append("")
+
+    # What ran, what failed before the series, what is not quoted: a line each.
+    summary: list[str] = []
+    ran = ran_line(review)
+    if ran:
+        sb = review.sandbox
+        how = (f"series code confined by {sb.tool}" if sb and sb.confined and sb.tool
+               else review.confinement())
+        summary += _wrap(f"Ran: {ran}; {how}.")
     pre = preexisting_lines(review)
     if pre:
-        out += _wrap("Failing before the series too (not its doing):") + [""]
-        for line in pre:
-            out += _wrap(line, "  ")
-        out.append("")
-
-    ran = sorted({c.target for c in review.cells})
-    if ran:
-        counts: dict[str, int] = {}
-        for c in review.cells:
-            counts[c.verdict] = counts.get(c.verdict, 0) + 1
-        out += _wrap(f"Matrix: {len(review.cells)} cells on {', '.join(ran)}: "
-                     + ", ".join(f"{n} {VERDICT_LABEL[v]}" for v, n in counts.items()) + "; "
-                     + review.confinement() + ".")
-        out.append("")
+        summary += _wrap("Pre-existing (fails at the base too): " + "; ".join(pre) + ".")
+    info = hidden_info(review)
+    if info:
+        summary += _wrap(f"Not quoted: {info}.")
     for n in review.not_applied:
-        out += _wrap(f"Not applied: {n.rule}" + (f" on {n.file}" if n.file else "")
-                     + f": {n.reason}")
-    if review.not_applied:
+        summary += _wrap(f"Not applied: {n.rule}" + (f" on {n.file}" if n.file else "")
+                         + f": {n.reason}")
+    if summary:
+        out += summary + [""]
+
+    why = rules_to_explain(review, shown)
+    if why:
+        out += ["Why these rules:"]
+        for r in why:
+            out += _wrap(f"{r.id}: {one_paragraph(r.rationale)}"
+                         + (f" ({r.source})" if r.source else ""), "  ")
         out.append("")
 
     # Tags only for what the series causes: a pre-existing failure is not reported to its author.

@@ -4,7 +4,8 @@ The first line is a hidden marker, so a bot finds and edits its own comment
 instead of adding a new one each run.  GitHub refuses comments over 65,536
 characters: the comment is built from sections in order of importance and,
 when too long, loses log excerpts first, then finding rows, and says what it
-cut.
+cut.  Info findings are counted under the table, not listed (`--show info` lists them);
+why each cited rule exists is said once, at the end.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import html
 
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
 from mmreview.review.model import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
-from mmreview.render import VERDICT_LABEL, cell_detail, clean_log, failing_cells, grid, location, preexisting_lines
+from mmreview.render import (VERDICT_LABEL, cell_detail, clean_log, failing_cells, grid, hidden_info,
+                             location, one_paragraph, preexisting_lines, rules_to_explain,
+                             shown_findings)
 
 MARKER = "<!-- mmreview:review -->"
 LIMIT = 65_536
@@ -44,16 +47,21 @@ def fence(lines: list[str], lang: str = "text") -> str:
     return f"{ticks}{lang}\n{body}\n{ticks}"
 
 
-def render_markdown(review: Review, limit: int = LIMIT, **_opts) -> str:
+def render_markdown(review: Review, limit: int = LIMIT, show_info: bool = False, **_opts) -> str:
+    shown = shown_findings(review, show_info)
     head = _head(review)
-    logs = _log_sections(review)
-    finding_rows = _finding_rows(review)
-    tail = _tail(review)
+    logs = _log_sections(review, shown)
+    finding_rows = _finding_rows(shown)
+    info = hidden_info(review, show_info)
+    tail = _tail(review, shown)
 
     def build(n_rows: int, n_logs: int, note: str = "") -> str:
         parts = [head]
         if finding_rows:
-            parts.append(_findings_table(review, finding_rows[:n_rows]))
+            parts.append(_findings_table(finding_rows[:n_rows]))
+        if info:
+            parts.append(f"{_SEV_ICON['info']} {cell_text(info)}: not listed "
+                         "(`mmreview report REVIEW.json --show info` lists them).")
         parts.extend(logs[:n_logs])
         parts.append(tail)
         if note:
@@ -149,21 +157,21 @@ def _matrix(review: Review) -> str:
     return "**Matrix** (at base → after the series)\n\n" + "\n".join(rows) + f"\n\n{legend}{extra}"
 
 
-def _finding_rows(review: Review) -> list[str]:
+def _finding_rows(shown: list) -> list[str]:
     rows = []
-    for f in sorted(review.findings, key=lambda f: (f.patch, f.file, f.line)):
+    for f in shown:
         fixed = f" (removed again by patch {f.fixed_by})" if f.fixed_by else ""
         rows.append(f"| {_SEV_ICON.get(f.severity, '')} {f.severity} | `{f.rule}` | {f.patch} | "
                     f"{code_span(location(f))} | {cell_text(f.message)}{fixed} |")
     return rows
 
 
-def _findings_table(review: Review, rows: list[str]) -> str:
+def _findings_table(rows: list[str]) -> str:
     return ("**Findings**\n\n| severity | rule | patch | where | message |\n|---|---|---:|---|---|\n"
             + "\n".join(rows))
 
 
-def _log_sections(review: Review) -> list[str]:
+def _log_sections(review: Review, shown: list) -> list[str]:
     out = []
     for c in failing_cells(review):
         res = c.tip
@@ -179,20 +187,15 @@ def _log_sections(review: Review) -> list[str]:
     if pre:
         out.append("Pre-existing (the tree's own failures, the same at base):\n\n"
                    + "\n".join(f"- 🟠 {cell_text(line)}" for line in pre))
-    for f in review.findings:
+    for f in shown:
         if not f.excerpt:
             continue
-        info = review.rule(f.rule)
-        body = [f"<details><summary>{cell_text(f'{f.rule} at {location(f)} (patch {f.patch})')}"
-                f"</summary>", "", fence(f.excerpt, "c"), ""]
-        if info:
-            body += [cell_text(info.rationale), "", f"Source: {cell_text(info.source)}", ""]
-        body.append("</details>")
-        out.append("\n".join(body))
+        out.append("\n".join([f"<details><summary>{cell_text(f'{f.rule} at {location(f)} (patch {f.patch})')}"
+                              f"</summary>", "", fence(f.excerpt, "c"), "", "</details>"]))
     return out
 
 
-def _tail(review: Review) -> str:
+def _tail(review: Review, shown: list) -> str:
     lines = []
     if review.not_applied:
         lines.append("**Rules not applied:** " + "; ".join(
@@ -201,4 +204,10 @@ def _tail(review: Review) -> str:
     for n in review.series.notes + review.notes:
         if not n.startswith("matrix not run"):
             lines.append(f"- {cell_text(n)}")
-    return "\n".join(lines)
+    why = rules_to_explain(review, shown)
+    if why:
+        lines += ["", "<details><summary>Why these rules</summary>", ""]
+        lines += [f"- **{cell_text(r.id)}**: {cell_text(one_paragraph(r.rationale))}"
+                  + (f" *({cell_text(r.source)})*" if r.source else "") for r in why]
+        lines += ["", "</details>"]
+    return "\n".join(lines).strip("\n")

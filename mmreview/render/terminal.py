@@ -1,5 +1,6 @@
 """The terminal report (rich): verdict first, the patches, the matrix as a coloured grid, the
-findings with their lines highlighted as C, then each failure's log and reproduce command.
+findings (a line each, with their lines highlighted as C; `info` ones counted, listed with
+`--show info`), then each failure's log and reproduce command, then why each cited rule exists, once.
 
 On a terminal it is coloured; written to a pipe or a file (CI logs) it is plain text: no
 escape codes.  Everything that comes from the series (subjects, authors, file and function
@@ -20,8 +21,9 @@ from rich.text import Text
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
 from mmreview.review.model import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
 from mmreview.common.textsafe import visible as V
-from mmreview.render import (VERDICT_LABEL, cell_detail, failing_cells, grid, location, plural,
-               post_image_snippet, preexisting_lines, clean_log)
+from mmreview.render import (VERDICT_LABEL, cell_detail, clean_log, failing_cells, grid, hidden_info,
+                             location, one_paragraph, plural, post_image_snippet, preexisting_lines,
+                             rules_to_explain, shown_findings)
 
 VERDICT_STYLE = {CLEAN: "bold green", FINDINGS: "bold yellow", REGRESSIONS: "bold red",
                  DID_NOT_APPLY: "bold red", INCOMPLETE: "bold magenta"}
@@ -36,8 +38,8 @@ class WholeLine(Text):
     """A line printed whole, never broken by rich (the terminal wraps it): one a reader greps for."""
 
 
-def print_review(review: Review, console: Console) -> None:
-    for part in _parts(review, console.is_terminal):
+def print_review(review: Review, console: Console, show_info: bool = False) -> None:
+    for part in _parts(review, console.is_terminal, show_info):
         console.print(part, soft_wrap=isinstance(part, WholeLine))
 
 
@@ -54,15 +56,16 @@ def report_console(file=None) -> Console:
                       color_system="auto" if tty else None)
 
 
-def render_text(review: Review, color: bool = False, width: int = 100, **_opts) -> str:
+def render_text(review: Review, color: bool = False, width: int = 100, show_info: bool = False,
+                **_opts) -> str:
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, color_system="standard"
                       if color else None, highlight=False, emoji=False)
-    print_review(review, console)
+    print_review(review, console, show_info)
     return buf.getvalue()
 
 
-def _parts(review: Review, fancy: bool):
+def _parts(review: Review, fancy: bool, show_info: bool = False):
     s, t = review.series, review.tree
     v = review.verdict
     head = Text()
@@ -97,7 +100,8 @@ def _parts(review: Review, fancy: bool):
         yield Text(f"git am on patch {failed.number}:\n" + clean_log_block(failed.message), style="red")
 
     yield from _matrix(review)
-    yield from _findings(review)
+    shown = shown_findings(review, show_info)
+    yield from _findings(review, shown, hidden_info(review, show_info))
     yield from _failures(review)
     for f in review.per_patch:         # `mmreview test --per-patch`
         yield WholeLine(f"per-patch: {V(f.describe())}: {V(f.reason)}", style="bold red")
@@ -110,6 +114,15 @@ def _parts(review: Review, fancy: bool):
     for n in s.notes + review.notes:
         if not n.startswith("matrix not run"):
             yield Text(f"note: {V(n)}", style="dim")
+    why = rules_to_explain(review, shown)
+    if why:
+        yield Text("Why these rules", style="bold")
+        for r in why:
+            line = Text()
+            line.append(f"  {r.id}: ", style="bold")
+            line.append(V(one_paragraph(r.rationale)) + (f" ({V(r.source)})" if r.source else ""),
+                        style="dim" if fancy else "")
+            yield line
 
 
 def clean_log_block(text: str) -> str:
@@ -142,18 +155,17 @@ def _matrix(review: Review):
         yield Text(f"target {t.name} not available: {t.reason}", style="dim")
 
 
-def _findings(review: Review):
+def _findings(review: Review, shown: list, hidden: str):
     if not review.findings:
         return
     yield Text("Findings", style="bold")
-    for f in sorted(review.findings, key=lambda f: (f.patch, f.file, f.line)):
+    for f in shown:
         line = Text()
         line.append(f"{f.severity:<7}", style=SEV_STYLE.get(f.severity, ""))
         line.append(f" {f.rule}", style="bold")
-        line.append(f"  patch {f.patch}  {V(location(f))}")
+        line.append(f"  patch {f.patch}  {V(location(f))}: {V(f.message)}"
+                    + (f" (removed again by patch {f.fixed_by})" if f.fixed_by else ""))
         yield line
-        yield Text(f"  {V(f.message)}" + (f" (removed again by patch {f.fixed_by})"
-                                           if f.fixed_by else ""))
         patch = review.patch(f.patch)
         first, code = post_image_snippet(patch.diff, f.file, f.line) if patch else (0, [])
         if code:
@@ -165,10 +177,8 @@ def _findings(review: Review):
         if rest:
             yield Syntax("\n".join(V(r, keep="\t") for r in rest), "c", theme="monokai", word_wrap=True,
                          background_color="default")
-        info = review.rule(f.rule)
-        if info and info.rationale:
-            yield Text(f"  why: {info.rationale}" + (f" ({info.source})" if info.source else ""),
-                       style="dim")
+    if hidden:
+        yield Text(f"{V(hidden)} not listed: --show info lists them", style=SEV_STYLE["info"])
 
 
 def _failures(review: Review):
