@@ -4,9 +4,9 @@
     .venv/bin/python series/make_kernel_samples.py [OUTDIR]   # default: this script's directory
 
 Each is made of real commits in a scratch clone of a provisioned tree (`mmreview tree init
---kernel 6.1|7.3`, the default 6.12), with fixed identities and dates, then `git format-patch
---base=<the tree's commit>`.  A tree re-imported from a newer Debian package has another commit
-id: the series then apply on that tree's HEAD (mmreview says so in the review).
+--kernel 6.1|7.3`, the default 6.12), with fixed identities and dates, then `git format-patch`.
+No base-commit: line: the tree's commit is a function of one Debian version's tarball, and these
+series are to apply on whichever patch level of their line a machine has (on the tree's HEAD).
 
   kernel-6.1-tools-fallthrough  6.1: tools/include gains the `fallthrough` the kernel's
                                 lib/maple_tree.c uses, so tools/testing/radix-tree builds again
@@ -56,7 +56,7 @@ class Clone:
                  env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date})
 
     def write(self, name: str, count: int, cover: tuple[str, str] | None = None) -> None:
-        args = ["format-patch", "--stdout", "--thread=shallow", f"--base={self.base}",
+        args = ["format-patch", "--stdout", "--thread=shallow",
                 "--subject-prefix=PATCH", f"-{count}"]
         if cover:
             args.insert(1, "--cover-letter")

@@ -4,7 +4,9 @@
     python3 series/make_samples.py [OUTDIR]      # default: the directory of this script
 
 Real commits in a scratch clone of the default tree (`mmreview tree path`), made with fixed
-identities and dates, then `git format-patch --cover-letter --thread=shallow --base=...`; the
+identities and dates, then `git format-patch --cover-letter --thread=shallow --base=...` with its
+base-commit: line taken out (the tree's commit is a function of one Debian version's tarball, and
+the samples are to apply on any 6.12.y, on the tree's HEAD); the
 thread replies and the transfer encodings are added with Python's email tools.  With git 2.39.5
 the output is byte-identical to the files in series/ (format-patch signs with git's version).
 """
@@ -19,7 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-BASE = "95ba86de1f0d16a60e2fb689cf5ce4a786bad879"
+TREE = subprocess.run(["mmreview", "tree", "path"], capture_output=True, text=True,
+                      check=True).stdout.strip().splitlines()[-1]
+BASE = subprocess.run(["git", "-C", TREE, "rev-parse", "HEAD"], capture_output=True, text=True,
+                      check=True).stdout.strip()          # whichever 6.12.y the tree is
 OUT = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent)
 _TMP = tempfile.TemporaryDirectory(prefix="mmreview-samples-")
 R = os.path.join(_TMP.name, "linux")
@@ -53,9 +58,7 @@ def branch(name, start=BASE):
 
 
 def clone():
-    bare = subprocess.run(["mmreview", "tree", "path"], capture_output=True, text=True,
-                          check=True).stdout.strip().splitlines()[-1]
-    subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", bare, R], check=True)
+    subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", TREE, R], check=True)
     # .gitattributes too: it picks the C function-name rule for hunk headers
     git("sparse-checkout", "set", "--no-cone", "/.gitattributes", "/mm/", "/lib/maple_tree.c",
         "/tools/testing/radix-tree/")
@@ -268,6 +271,8 @@ def fmt(rng, stamp, cover_date, subject, blurb, extra=()):
     for f in sorted(d.iterdir()):
         t = f.read_text()
         t = re.sub(r"\.\d{10}\.git\.", f".{stamp}.git.", t)
+        # --base for no-apply's prerequisite-patch-id:, but no base-commit: (see the docstring)
+        t = re.sub(r"\n\nbase-commit: [0-9a-f]{40}\n", "\n", t)
         if "cover-letter" in f.name:
             t = re.sub(r"^Date: .*$", f"Date: {cover_date}", t, count=1, flags=re.M)
             t = t.replace("*** SUBJECT HERE ***", subject).replace("*** BLURB HERE ***", blurb.strip())

@@ -7,7 +7,9 @@ clone sharing its objects.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +20,6 @@ from mmreview.kernel import trees as tree_mod
 
 REPO = Path(__file__).resolve().parents[1]
 SERIES = REPO / "series"
-BASE_SHA = "95ba86de1f0d16a60e2fb689cf5ce4a786bad879"   # `mmreview tree init` on linux-source-6.12 6.12.117-1~deb12u1
 
 # The CLI as this environment provides it: the entry point installed next to the Python running
 # the tests (the venv's), never whatever `mmreview` a developer's shell happens to have on PATH.
@@ -57,12 +58,25 @@ def not_a_kernel_repo(d: Path) -> Path:
     return repo
 
 
+@functools.cache
+def default_tree() -> Path:
+    """The provisioned default tree (bare), built on first use: whichever 6.12.y Debian served
+    (the version mmreview was verified on while the archive has it; tests assume no patch level)."""
+    path, _ = tree_mod.init_default_tree()
+    subject = git(path, "log", "-1", "--format=%s")
+    assert re.fullmatch(r"Linux 6\.12\.\d+", subject), f"the default tree is not a 6.12.y import: {subject}"
+    return path
+
+
+def base_sha() -> str:
+    """The default tree's commit: the base a series made on it names (read, never assumed)."""
+    return git(default_tree(), "rev-parse", "HEAD")
+
+
 @pytest.fixture(scope="session")
 def kernel_tree() -> Path:
     """The provisioned default tree (bare), built on first use."""
-    path, _ = tree_mod.init_default_tree()
-    assert git(path, "rev-parse", "HEAD") == BASE_SHA, "the default tree is not the expected 6.12.117 import"
-    return path
+    return default_tree()
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +130,45 @@ def tree_73(provisioned_tree) -> Path:
 def tree_612(kernel_tree: Path) -> Path:
     """The default tree (6.12) under the same naming as tree_61 / tree_73."""
     return kernel_tree
+
+
+# ---------------------------------------------------------------- states a test needs, made by the test
+# A test about a tree whose suite fails at the base does not count on one Debian version having
+# that bug: it makes the state in a clone of its own, one commit on the import, so it means the
+# same on 6.12.117, 6.12.118 and the next (the commit is empty while the bug is still there).
+
+def _clone_with(tree: Path, dest: Path, dirs: list[str], path: str, pattern: str, subject: str,
+                needs: tuple[str, str]) -> Path:
+    """A clone of `tree` (objects shared, sparse) with one commit taking `pattern` out of `path`,
+    after checking that `needs` (file, text) still holds: the state means what the test says."""
+    git(dest.parent, "clone", "--quiet", "--shared", "--no-checkout", str(tree), str(dest))
+    git(dest, "sparse-checkout", "set", "--no-cone", *(f"/{d}/" for d in dirs))
+    git(dest, "checkout", "--quiet", "master")
+    assert needs[1] in (dest / needs[0]).read_text(), f"{tree}: {needs[0]} no longer has {needs[1]!r}"
+    f = dest / path
+    f.write_text(re.sub(pattern, "\n", f.read_text(), flags=re.S))
+    git(dest, "commit", "--quiet", "--allow-empty", "-a", "-m", subject)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def vma_unlinked(kernel_tree: Path, tmp_path_factory) -> Path:
+    """The default tree with a vma suite that does not link: mm/vma.c calls vma_close(), and
+    tools/testing/vma/vma_internal.h has none (as 6.12.117 and .118 ship it; a later 6.12.y
+    that adds one has it taken out here)."""
+    return _clone_with(kernel_tree, tmp_path_factory.mktemp("vma-unlinked") / "linux",
+                       ["mm", "tools/testing/vma"], "tools/testing/vma/vma_internal.h",
+                       r"\n(?:/\*[^\n]*\*/\n)?static inline void vma_close\(struct vm_area_struct \*vma\)"
+                       r"\n\{\n.*?\n\}\n",
+                       "tests: the vma harness without vma_close()", ("mm/vma.c", "vma_close(vma)"))
+
+
+@pytest.fixture(scope="session")
+def radix_tree_unbuilt_61(tree_61: Path, tmp_path_factory) -> Path:
+    """6.1 with a radix-tree suite that does not build: lib/maple_tree.c uses `fallthrough`, and
+    tools/include does not define it (as 6.1.192 ships it; a define a later 6.1.y adds to
+    tools/include/linux/compiler.h is taken out here)."""
+    return _clone_with(tree_61, tmp_path_factory.mktemp("radix-unbuilt") / "linux",
+                       ["lib", "tools/include"], "tools/include/linux/compiler.h",
+                       r"\n(?:#ifndef fallthrough\n)?# *define fallthrough[^\n]*\n(?:#endif\n)?",
+                       "tests: tools/include without fallthrough", ("lib/maple_tree.c", "fallthrough;"))

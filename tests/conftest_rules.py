@@ -1,8 +1,9 @@
 """Sample series for the review rules: written here as edits, turned into real
 `git format-patch --cover-letter --base=<base>` output in a scratch clone of the tree.
 
-`python3 tests/conftest_rules.py [NAME...]` regenerates series/rules-<rule>-{pos,neg}.mbox;
-tests read the committed mbox files and `EXPECT` says where each positive must be caught.
+`python3 tests/conftest_rules.py [NAME...]` regenerates series/rules-<rule>-{pos,neg}.mbox
+(without a base-commit: line, which would name one Debian version's import; they apply on any
+6.12.y); tests read the committed mbox files and `EXPECT` says where each positive must be caught.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-BASE = "95ba86de1f0d16a60e2fb689cf5ce4a786bad879"
 REPO = Path(__file__).resolve().parents[1]
 AUTHOR = ("Ada Reviewer", "ada@example.org")
 SOB = f"Signed-off-by: {AUTHOR[0]} <{AUTHOR[1]}>"
@@ -248,17 +248,23 @@ def _git(repo, *args, input=None, env=None):
     return p.stdout
 
 
-def scratch_clone(tree: Path, dest: Path, paths: list[str], base: str = BASE) -> Path:
+def root(repo: Path) -> str:
+    """The tree's import commit (the root of every clone of it), whichever version it is."""
+    return _git(repo, "rev-list", "--max-parents=0", "HEAD").decode().split()[-1]
+
+
+def scratch_clone(tree: Path, dest: Path, paths: list[str], base: str | None = None) -> Path:
     _git(dest.parent, "clone", "--quiet", "--shared", "--no-checkout", str(tree), str(dest))
     _git(dest, "sparse-checkout", "set", "--no-cone", *paths)
-    _git(dest, "checkout", "--quiet", "-B", "work", base)
+    _git(dest, "checkout", "--quiet", "-B", "work", base or root(dest))
     return dest
 
 
 def make_mbox(clone: Path, subject: str, blurb: str, patches: list, stamp: int = 1735689600,
-              base: str = BASE) -> bytes:
-    """Commit each patch's edits on top of `base` and return format-patch --cover-letter output."""
-    BASE = base
+              base: str | None = None, base_commit: bool = True) -> bytes:
+    """Commit each patch's edits on top of `base` (default: the import) and return format-patch
+    --cover-letter output, naming `base` in a base-commit: line unless base_commit=False."""
+    BASE = base or root(clone)
     _git(clone, "checkout", "--quiet", "-B", "work", BASE)
     for i, (subj, body, edits) in enumerate(patches):
         for path, old, new in edits:
@@ -276,7 +282,8 @@ def make_mbox(clone: Path, subject: str, blurb: str, patches: list, stamp: int =
         date = f"@{stamp + 60 * i} +0000"
         _git(clone, "commit", "--quiet", "-m", f"{subj}\n\n{body}\n\n{SOB}\n",
              env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date})
-    out = _git(clone, "format-patch", "--stdout", "--cover-letter", f"--base={BASE}", "--thread",
+    named = [f"--base={BASE}"] if base_commit else []
+    out = _git(clone, "format-patch", "--stdout", "--cover-letter", *named, "--thread",
                f"{BASE}..work").decode()
     out = out.replace("*** SUBJECT HERE ***", subject).replace("*** BLURB HERE ***", blurb)
     return out.encode()
@@ -293,7 +300,7 @@ def generate(names=None, tree: Path | None = None) -> list[Path]:
         for n in names:
             subject, blurb, patches = SAMPLES[n]
             dest = REPO / "series" / f"{n}.mbox"
-            dest.write_bytes(make_mbox(clone, subject, blurb, patches))
+            dest.write_bytes(make_mbox(clone, subject, blurb, patches, base_commit=False))
             written.append(dest)
     return written
 

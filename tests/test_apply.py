@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_SHA, MMREVIEW, SERIES, git, mmreview, not_a_kernel_repo
+from conftest import base_sha, MMREVIEW, SERIES, git, mmreview, not_a_kernel_repo
 
 
 def snapshot(repo: Path) -> dict:
@@ -65,11 +65,11 @@ def made_series(kernel_tree: Path, tmp_path_factory) -> dict[str, Path]:
          "maple_tree: punctuation")
     out["clean"] = work / "clean.mbox"
     out["clean"].write_bytes(subprocess.run(
-        ["git", "-C", str(src), "format-patch", "--stdout", "--cover-letter", f"--base={BASE_SHA}",
+        ["git", "-C", str(src), "format-patch", "--stdout", "--cover-letter", f"--base={base_sha()}",
          "HEAD~2"], capture_output=True, check=True).stdout)
 
     # Patch 2 is made on top of a change the tree does not have: its context cannot match.
-    git(src, "reset", "-q", "--hard", BASE_SHA)
+    git(src, "reset", "-q", "--hard", base_sha())
     edit("mm/vma.c", "#include \"vma_internal.h\"", "#include \"vma_internal.h\"\n/* one */", "mm/vma: one")
     git(src, "branch", "-f", "side")
     edit("mm/mmap.c", "#include", "/* private */\n#include", "private change")
@@ -83,13 +83,13 @@ def made_series(kernel_tree: Path, tmp_path_factory) -> dict[str, Path]:
     out["conflict"].write_bytes(mbox1.replace(b"[PATCH]", b"[PATCH 1/2]")
                                 + mbox2.replace(b"[PATCH]", b"[PATCH 2/2]"))
 
-    git(src, "reset", "-q", "--hard", BASE_SHA)
+    git(src, "reset", "-q", "--hard", base_sha())
     for i in range(20):
         edit("mm/vma.c", "#include \"vma_internal.h\"", f"#include \"vma_internal.h\"\n/* step {i} */",
              f"mm/vma: step {i}")
     out["long"] = work / "long.mbox"
     out["long"].write_bytes(subprocess.run(
-        ["git", "-C", str(src), "format-patch", "--stdout", "--cover-letter", f"--base={BASE_SHA}",
+        ["git", "-C", str(src), "format-patch", "--stdout", "--cover-letter", f"--base={base_sha()}",
          "HEAD~20"], capture_output=True, check=True).stdout)
     return out
 
@@ -111,7 +111,7 @@ def test_clean_series_applies_and_user_checkout_is_untouched(user_clone, made_se
     proc = mmreview("apply", str(made_series["clean"]), "--tree", str(user_clone), "--json", env=cache)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["apply"]["base_sha"] == BASE_SHA
+    assert out["apply"]["base_sha"] == base_sha()
     assert out["apply"]["base_reason"] == "the series' base-commit: line"
     assert [p["state"] for p in out["apply"]["patches"]] == ["applied", "applied"]
     commits = [p["commit"] for p in out["apply"]["patches"]]
@@ -153,7 +153,7 @@ def test_three_way_fallback_is_reported(user_clone, made_series, cache):
 
 
 def test_base_commit_missing_from_tree_falls_back_to_head(user_clone, made_series, cache, tmp_path):
-    text = made_series["clean"].read_bytes().replace(BASE_SHA.encode(), b"0" * 40)
+    text = made_series["clean"].read_bytes().replace(base_sha().encode(), b"0" * 40)
     mbox = tmp_path / "s.mbox"
     mbox.write_bytes(text)
     proc = mmreview("apply", str(mbox), "--tree", str(user_clone), "--json", env=cache)
@@ -244,7 +244,7 @@ def test_bundled_series_on_the_default_tree(kernel_tree, cache):
     proc = mmreview("apply", str(SERIES / "clean-3.mbox"), "--tree", str(kernel_tree), "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["apply"]["base_sha"] == BASE_SHA
+    assert out["apply"]["base_sha"] == base_sha()
     assert [p["state"] for p in out["apply"]["patches"]] == ["applied"] * 3
     proc = mmreview("apply", str(SERIES / "no-apply.mbox"), "--tree", str(kernel_tree), "--json", env=env)
     assert proc.returncode == 1

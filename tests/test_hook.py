@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_SHA, BIN, MMREVIEW, VENV_PATH, git, mmreview
+from conftest import base_sha, BIN, MMREVIEW, VENV_PATH, git, mmreview
 from mmreview.review.prepush import CHAINED, MARKER, push_ranges
 
 
@@ -134,10 +134,10 @@ def test_push_ranges_from_git_stdin(pushing_clone):
     zero = "0" * 40
     # new branch: the commits no remote-tracking ref has, on their parent
     (r,) = push_ranges(repo, f"refs/heads/t {tip} refs/heads/t {zero}\n")
-    assert (r.base, r.tip) == (BASE_SHA, tip)
+    assert (r.base, r.tip) == (base_sha(), tip)
     # existing branch: remote..local
-    (r,) = push_ranges(repo, f"refs/heads/t {tip} refs/heads/t {BASE_SHA}\n")
-    assert r.range == f"{BASE_SHA}..{tip}"
+    (r,) = push_ranges(repo, f"refs/heads/t {tip} refs/heads/t {base_sha()}\n")
+    assert r.range == f"{base_sha()}..{tip}"
     # deletion and nothing-new are skipped
     assert push_ranges(repo, f"(delete) {zero} refs/heads/t {tip}\n") == []
     assert push_ranges(repo, f"refs/heads/t {tip} refs/heads/t {tip}\n") == []
@@ -154,7 +154,7 @@ def test_pre_commit_framework_range_from_environment(pushing_clone):
     tip = commit_edit(repo, "mm/vma.c", XA_ZERO,
                       XA_ZERO + "\tif (vp->remove && vp->remove2)\n\t\tmas_store(&vmi->mas, XA_ZERO_ENTRY);\n",
                       "mm/vma: mark removed ranges with XA_ZERO_ENTRY", "Marker.")
-    env = {"PRE_COMMIT_FROM_REF": BASE_SHA, "PRE_COMMIT_TO_REF": tip}
+    env = {"PRE_COMMIT_FROM_REF": base_sha(), "PRE_COMMIT_TO_REF": tip}
     proc = subprocess.run([MMREVIEW, "hook", "run", "--profile", "rules"], cwd=repo,
                           capture_output=True, text=True, env={**os.environ, **env},
                           stdin=subprocess.DEVNULL, timeout=600)

@@ -69,9 +69,10 @@ def test_broken_xarray_is_a_new_failure_and_the_base_is_cached():
         assert c["base_result"]["cached"] is True      # not rebuilt, not rerun
 
 
-def test_vma_fix_turns_the_preexisting_link_failure_into_fixed():
+def test_vma_fix_turns_the_preexisting_link_failure_into_fixed(vma_unlinked):
     """Natively with sanitizers and under qemu (arm64) without."""
-    code, cells, err = matrix("vma-fix.mbox", "--arch", "x86_64,arm64", "--binary", "vma")
+    code, cells, err = matrix("vma-fix.mbox", "--tree", str(vma_unlinked), "--arch", "x86_64,arm64",
+                              "--binary", "vma")
     for arch in ("x86_64", "arm64"):
         c = cells[(arch, "vma")]
         assert c["base"] == "build-failed" and "vma_close" in " ".join(c["base_result"]["excerpt"])
@@ -83,8 +84,9 @@ def test_vma_fix_turns_the_preexisting_link_failure_into_fixed():
     assert code == 0, err
 
 
-def test_vma_link_failure_is_preexisting_for_another_series():
-    code, cells, err = matrix("matrix-32bit.mbox", "--arch", "arm64", "--binary", "vma")
+def test_vma_link_failure_is_preexisting_for_another_series(vma_unlinked):
+    code, cells, err = matrix("matrix-32bit.mbox", "--tree", str(vma_unlinked), "--arch", "arm64",
+                              "--binary", "vma")
     c = cells[("arm64", "vma")]
     assert (c["base"], c["tip"], c["verdict"]) == ("build-failed", "build-failed", "pre-existing")
     excerpt = " ".join(c["tip_result"]["excerpt"])

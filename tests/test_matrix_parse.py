@@ -116,6 +116,56 @@ def test_paths_read_as_in_the_tree():
     assert tree_relative(ld, src) == ld       # not a tree path: left alone
 
 
+# riscv64's link of 6.12's vma suite, as binutils 2.40 prints it with -ffile-prefix-map (captured
+# from `make -C tools/testing/vma CC=riscv64-linux-gnu-gcc` on the 6.12.117 import).
+RISCV64_VMA_LINK = """\
+/usr/lib/gcc-cross/riscv64-linux-gnu/12/../../../../riscv64-linux-gnu/bin/ld: vma.o: in function `find_vma_prev':
+tools/testing/vma/tools/testing/vma/vma_internal.h:578: undefined reference to `vma_close'
+/usr/lib/gcc-cross/riscv64-linux-gnu/12/../../../../riscv64-linux-gnu/bin/ld: vma.o: in function `vma_merge_new_range':
+tools/testing/vma/../../../mm/vma.c:938: undefined reference to `vma_close'
+/usr/lib/gcc-cross/riscv64-linux-gnu/12/../../../../riscv64-linux-gnu/bin/ld: vma.o: in function `test_vmi_prealloc_fail':
+tools/testing/vma/tools/testing/vma/vma.c:1420: undefined reference to `vma_close'
+collect2: error: ld returned 1 exit status
+make: *** [Makefile:15: vma] Error 1
+"""
+
+
+def test_riscv64_linker_paths_name_each_file_once():
+    """riscv64's ld names the suite's own files with the suite's directory twice; read as in
+    the tree, each error is one path, and the failure one signature line per file."""
+    from pathlib import Path
+    from mmreview.matrix.build import tree_relative
+    from mmreview.matrix.parse import build_errors, signature
+    src = Path("/root/.cache/mmreview/matrix-work/123-ab/riscv64-vma-0123456789/src")
+    errors = [tree_relative(l, src, "tools/testing/vma") for l in build_errors(RISCV64_VMA_LINK)]
+    assert errors == ["tools/testing/vma/vma_internal.h:578: undefined reference to `vma_close'",
+                      "mm/vma.c:938: undefined reference to `vma_close'",
+                      "tools/testing/vma/vma.c:1420: undefined reference to `vma_close'"]
+    r = RunResult("riscv64", "vma", "vma", BUILD_FAILED, excerpt=errors[:1])
+    assert "tools/testing/vma/tools" not in signature(r, errors)
+    # A path that merely starts with the suite's directory is left as it is.
+    assert tree_relative("tools/testing/vma/vma.c:1: x", src, "tools/testing/vma") == \
+        "tools/testing/vma/vma.c:1: x"
+
+
+def test_one_preexisting_failure_is_one_line_whatever_place_each_linker_names():
+    """arm64's linker puts 6.12's vma link failure at mm/vma.c:332, riscv64's at the inlined
+    vma_internal.h:578: one failure, one line, the targets together."""
+    from types import SimpleNamespace
+    from mmreview.render import preexisting_lines
+
+    def pre(target, where):
+        r = RunResult(target, "vma", "vma", BUILD_FAILED, reason=f"{where}: undefined reference to `vma_close'")
+        return Cell(target, "vma", "vma", r, r)
+    both = SimpleNamespace(cells=[pre("arm64", "mm/vma.c:332"), pre("x86_64", "mm/vma.c:332"),
+                                  pre("riscv64", "tools/testing/vma/vma_internal.h:578")])
+    assert preexisting_lines(both) == [
+        "vma/vma on arm64, x86_64, riscv64: build-failed: undefined reference to `vma_close' (same as base)"]
+    same = SimpleNamespace(cells=both.cells[:2])
+    assert preexisting_lines(same) == [
+        "vma/vma on arm64, x86_64: build-failed: mm/vma.c:332: undefined reference to `vma_close' (same as base)"]
+
+
 # ---------------------------------------------------------------- same failure, or a changed one
 
 def signed(out: str, rc: int | None = 0, **kw) -> RunResult:

@@ -71,6 +71,61 @@ def test_fail_on_threshold():
     assert r3.verdict == "regressions"
 
 
+def _untested() -> Review:
+    """The clean sample with nothing the matrix could judge: every cell failing the same at
+    base and tip, or not run."""
+    from mmreview.matrix.results import Cell, RunResult
+    r = _copy(samples.constructed_clean())
+    cells = []
+    for c in r.cells:
+        broken = RunResult(c.target, c.suite, c.binary, "build-failed", reason="error: no harness",
+                           signature="build-failed: error: no harness")
+        cells.append(Cell(c.target, c.suite, c.binary, broken, broken))
+    cells.append(Cell("riscv64", "radix-tree", "xarray", None,
+                      RunResult("riscv64", "radix-tree", "xarray", "not-run", reason="no liburcu")))
+    r.cells = cells
+    return r
+
+
+def test_untested_when_no_cell_could_give_a_verdict(tmp_path):
+    r = _untested()
+    assert (r.verdict, r.exit_code) == ("untested", 0)
+    assert r.summary().startswith("untested: no matrix cell could give a verdict: "
+                                  "5 cells failing the same at the base")
+    assert "1 cell not run (radix-tree/xarray: no liburcu)" in r.summary()
+    data = r.to_json()
+    VALIDATOR.validate(data)
+    r.fail_on_untested = True
+    assert r.exit_code == 1 and Review.from_json(r.to_json()).exit_code == 1
+    # One cell that says anything (a pass, a fix) is a tested review; a finding is findings.
+    tested = _untested()
+    tested.cells[0] = samples.passing_cells()[0]
+    assert tested.verdict == "clean"
+    found = _untested()
+    found.findings = samples.constructed_findings().findings
+    assert found.verdict == "findings"
+    # --profile rules asked for no matrix: clean, not untested.
+    rules = _copy(samples.constructed_findings())
+    rules.findings = []
+    assert rules.profile == "rules" and rules.verdict == "clean"
+    # Every format says it, with the reason; exit 0 unless --fail-on ...,untested.
+    saved = tmp_path / "review.json"
+    saved.write_text(json.dumps(data))
+    for fmt in ("terminal", "markdown", "email", "json", "junit", "sarif"):
+        proc = mmreview("report", str(saved), "--format", fmt)
+        assert proc.returncode == 0, (fmt, proc.stderr)
+        out = " ".join(proc.stdout.decode().split())
+        assert "untested" in out.lower() and "could give a verdict" in out, fmt
+    terminal = mmreview("report", str(saved)).stdout.decode()
+    assert "UNTESTED" in terminal and "CLEAN" not in terminal
+    assert "Verdict: untested" in mmreview("report", str(saved), "--format", "email").stdout.decode()
+    assert mmreview("report", str(saved), "--format", "terse").stdout == b""
+    failing = mmreview("report", str(saved), "--format", "terse", "--fail-on", "error,untested")
+    assert failing.returncode == 1 and failing.stdout.decode().startswith("ERROR: untested: ")
+    bad = mmreview("report", str(saved), "--fail-on", "warning,info")
+    assert bad.returncode == 2 and "--fail-on warning,info" in bad.stderr.decode()
+
+
 def test_from_json_rejects_unknown_versions_and_garbage():
     data = samples.constructed_clean().to_json()
     data["schema_version"] = 99

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import BASE_SHA, git
+from conftest import base_sha, git
 from mmreview.rules.analysis.cparse import parse
 from mmreview.rules.analysis.lockorder import NoHierarchy, lock_event, parse_hierarchy, summaries, violations
 
 
 @pytest.fixture(scope="module")
 def rmap(kernel_tree):
-    return git(kernel_tree, "show", f"{BASE_SHA}:mm/rmap.c")
+    return git(kernel_tree, "show", f"{base_sha()}:mm/rmap.c")
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_walk_straight_branches_and_jumps(hier):
                                   "mm/userfaultfd.c", "mm/khugepaged.c"])
 def test_the_base_tree_itself_has_no_violation(kernel_tree, hier, path):
     """The tree follows its own documented order: anything reported here is a false positive."""
-    cf = parse(git(kernel_tree, "show", f"{BASE_SHA}:{path}").encode())
+    cf = parse(git(kernel_tree, "show", f"{base_sha()}:{path}").encode())
     assert len(cf.functions) > 20
     helpers = summaries(cf)
     found = [(fn.name, v.held_call.name, v.taken_call.name) for fn in cf.functions

@@ -67,10 +67,10 @@ def cell(review: dict, target: str, binary: str) -> dict:
     return next(c for c in review["cells"] if c["target"] == target and c["binary"] == binary)
 
 
-def test_test_binaries_that_phone_home_are_blocked_and_reported(kernel_tree, listener):
+def test_test_binaries_that_phone_home_are_blocked_and_reported(vma_unlinked, listener):
     before = marks()
-    code, review, err = check_json("hostile-tests.mbox", "--arch", "x86_64,arm64", "--profile", "quick",
-                                   "--ignore", "checkpatch")
+    code, review, err = check_json("hostile-tests.mbox", "--tree", str(vma_unlinked), "--arch", "x86_64,arm64",
+                                   "--profile", "quick", "--ignore", "checkpatch")
     assert marks() == before, "a test binary wrote outside its sandbox"
     assert listener == [], "a test binary reached a listener on the host's loopback"
     assert code == 1 and review["verdict"] == "regressions", err
@@ -126,9 +126,9 @@ def test_a_build_that_hangs_is_a_timeout_cell_and_leaves_nothing_running(kernel_
     assert _sleepers() == [], "the hung build's processes outlived it"
 
 
-def test_no_sandbox_is_said_in_the_review_and_reports(kernel_tree):
-    code, review, err = check_json("vma-fix.mbox", "--arch", "x86_64", "--binary", "vma", "--no-sandbox",
-                                   "--ignore", "checkpatch")
+def test_no_sandbox_is_said_in_the_review_and_reports(vma_unlinked):
+    code, review, err = check_json("vma-fix.mbox", "--tree", str(vma_unlinked), "--arch", "x86_64",
+                                   "--binary", "vma", "--no-sandbox", "--ignore", "checkpatch")
     assert code == 0, err
     assert review["sandbox"]["confined"] is False
     assert "NOT confined" in review["confinement"]

@@ -14,7 +14,7 @@ from mmreview.cli.app import (BuildTimeoutOption, NoSandboxOption, TreeOption, a
                       stdout)
 from mmreview.common.outputs import check_output, write_output
 from mmreview.render import FORMATS
-from mmreview.review.model import FAIL_ON_CHOICES, Review
+from mmreview.review.model import Review, parse_fail_on
 from mmreview.common.paths import reviews_dir
 from mmreview.cli.worker import ClusterOption
 
@@ -69,7 +69,9 @@ def check_cmd(
     binary: Optional[str] = typer.Option(None, "--binary", help="Only these binaries, comma-separated."),
     profile: str = typer.Option("quick", "--profile", help="quick | full | rules (rules only, no matrix)."),
     fail_on: str = typer.Option("error", "--fail-on", help="Lowest finding severity that fails the "
-                                                           "review: error, warning, info, or none."),
+                                                           "review: error, warning, info, or none; "
+                                                           "add ',untested' to fail a review the "
+                                                           "matrix could not judge."),
     fmt: str = FormatOption,
     output: Optional[Path] = OutputOption,
     json_out: Optional[Path] = typer.Option(
@@ -86,8 +88,9 @@ def check_cmd(
 ) -> None:
     """Review a series: apply it, run the rules and the matrix at base and tip, report.
 
-    Exit 0 clean; 1 findings at or above --fail-on, a new or changed failure, or a patch that did
-    not apply; 2 bad input or usage; 3 infrastructure (a requested target's toolchain missing, or
+    Exit 0 clean (or untested: no matrix cell could judge the series); 1 findings at or above
+    --fail-on, a new or changed failure, a patch that did not apply, or untested with
+    --fail-on ...,untested; 2 bad input or usage; 3 infrastructure (a requested target's toolchain missing, or
     a cell mmreview could not build for its own reasons: the review is incomplete; or no way to
     confine the series' code, bubblewrap, and no --no-sandbox)."""
     def body() -> int:
@@ -95,8 +98,10 @@ def check_cmd(
         from mmreview.review.pipeline import PROFILES, CheckRequest, progress_display, run_check
         if profile not in PROFILES:
             fail_usage(f"--profile {profile}: one of {', '.join(PROFILES)}")
-        if fail_on not in FAIL_ON_CHOICES:
-            fail_usage(f"--fail-on {fail_on}: one of {', '.join(FAIL_ON_CHOICES)}")
+        try:
+            severity, fail_untested = parse_fail_on(fail_on)
+        except ValueError as exc:
+            fail_usage(f"--fail-on {fail_on}: {exc}")
         if fmt not in FORMATS:
             fail_usage(f"--format {fmt}: unknown format (one of {', '.join(FORMATS)})")
         show_info(show)
@@ -105,7 +110,8 @@ def check_cmd(
         if json_out is not None:
             check_output(json_out, "--json-out", make_dirs=True)
         req = CheckRequest(source=series_arg, tree=tree, base=base, arch=arch, suite=suite,
-                           binary=binary, profile=profile, fail_on=fail_on, jobs=jobs,
+                           binary=binary, profile=profile, fail_on=severity,
+                           fail_on_untested=fail_untested, jobs=jobs,
                            ignore=tuple(ignore), no_sandbox=no_sandbox, build_timeout=build_timeout,
                            cluster=resolve_address(cluster))
         with progress_display(stderr, quiet=quiet) as progress:

@@ -11,7 +11,7 @@ from mmreview.cli.app import app, run_command
 from mmreview.common.errors import BadInput
 from mmreview.intake.inputs import read_path, read_stdin
 from mmreview.common.outputs import check_output
-from mmreview.review.model import FAIL_ON_CHOICES, Review
+from mmreview.review.model import Review, parse_fail_on
 from mmreview.cli.check import FormatOption, FromOption, OutputOption, ShowOption, emit, show_info
 
 
@@ -23,7 +23,8 @@ def report_cmd(
     fmt: str = FormatOption,
     output: Optional[Path] = OutputOption,
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Judge the findings again with "
-                                                                  "this threshold."),
+                                                                  "this threshold (',untested' as "
+                                                                  "in check)."),
     sender: Optional[str] = FromOption,
     show: list[str] = ShowOption,
 ) -> None:
@@ -44,9 +45,10 @@ def report_cmd(
                 raise BadInput(review_file, "not a JSON review (not UTF-8 text)") from None
         review = Review.loads(text, review_file)
         if fail_on is not None:
-            if fail_on not in FAIL_ON_CHOICES:
-                raise BadInput(f"--fail-on {fail_on}", f"one of {', '.join(FAIL_ON_CHOICES)}")
-            review.fail_on = fail_on
+            try:
+                review.fail_on, review.fail_on_untested = parse_fail_on(fail_on)
+            except ValueError as exc:
+                raise BadInput(f"--fail-on {fail_on}", str(exc)) from None
         emit(review, fmt, output, sender, show)
         return review.exit_code
     raise typer.Exit(run_command(body))

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
-import time
 
 import typer
 from rich.table import Table
 
 from mmreview.cli.app import app, run_command, stdout
+from mmreview.common import apt
 from mmreview.common.errors import EXIT_OK, InfraError
 from mmreview.matrix import targets as targets_mod
 
@@ -45,21 +46,38 @@ def targets(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
 
 
 def _apt(cmd: str) -> None:
-    """Run one `a && b && c` apt command; `apt-get update` may fail in part (a mirror out of sync):
-    retry once, then go on with the lists it has."""
+    """Run one `a && b && c` install command (as mmreview.matrix.targets writes them).  apt waits
+    for the dpkg lock and is tried again on a mirror caught mid-sync (mmreview.common.apt); an
+    `apt-get update` that still fails in part leaves the lists it has, which may be enough."""
     for step in cmd.split(" && "):
-        argv = step.split()
+        args = step.split()
         print(f"mmreview: setup: {step}", file=sys.stderr, flush=True)
-        proc = subprocess.run(argv)
-        if proc.returncode != 0 and argv[:2] == ["apt-get", "update"]:
-            time.sleep(2)
-            proc = subprocess.run(argv)
+        if args[0] != "apt-get":
+            proc = subprocess.run(args)
             if proc.returncode != 0:
-                print("mmreview: setup: apt-get update reported errors; going on with the package "
-                      "lists it has", file=sys.stderr)
-                continue
-        if proc.returncode != 0:
-            raise InfraError(step.split()[0], f"`{step}` failed with status {proc.returncode}")
+                raise InfraError(args[0], f"`{step}` failed with status {proc.returncode}")
+            continue
+        packages = [a for a in args[2:] if not a.startswith("-")] or [step]
+        try:
+            apt.run(lambda: _relayed(apt.argv(*args)), step, packages,
+                    say=lambda m: print(f"mmreview: setup: {m}", file=sys.stderr, flush=True))
+        except InfraError as exc:
+            if args[1] != "update":
+                raise
+            print(f"mmreview: setup: {exc.reason}; going on with the package lists it has",
+                  file=sys.stderr)
+
+
+def _relayed(argv: list[str]) -> tuple[int, str]:
+    """Run apt with its progress on the user's terminal; its errors (stderr) shown and kept."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            errors="replace", env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    kept = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        kept.append(line)
+    return proc.wait(), "".join(kept)
 
 
 @app.command("setup")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
+from mmreview.common import apt as aptpolicy
 from mmreview.kernel import privateapt
 from mmreview.common.errors import BadInput, InfraError
 
@@ -122,7 +123,7 @@ class _Apt:
         return self.opts
 
     def start(self, tool: str, *args: str, cwd: Path) -> tuple[subprocess.Popen, object]:
-        argv = [tool, *self.options(), *args]
+        argv = aptpolicy.argv(tool, *self.options(), *args)
         env = {**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
         log = open(self.log, "a")
         log.write(f"$ cd {cwd} && {' '.join(argv)}\n")
@@ -154,7 +155,7 @@ class _Apt:
 
     def versions(self) -> list[str]:
         """Every version of the package the private lists hold, newest first (apt's order)."""
-        proc = subprocess.run(["apt-cache", *self.options(), "madison", self.kernel.package],
+        proc = subprocess.run(aptpolicy.argv("apt-cache", *self.options(), "madison", self.kernel.package),
                               capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
         out = []
         for line in proc.stdout.splitlines():
@@ -165,8 +166,8 @@ class _Apt:
 
     def show(self, version: str) -> dict[str, str]:
         """That version's fields (Version, Size, Filename)."""
-        proc = subprocess.run(["apt-cache", *self.options(), "show",
-                               f"{self.kernel.package}={version}"], capture_output=True, text=True,
+        proc = subprocess.run(aptpolicy.argv("apt-cache", *self.options(), "show",
+                                             f"{self.kernel.package}={version}"), capture_output=True, text=True,
                               env={**os.environ, "LC_ALL": "C"})
         # apt takes a name it does not know as a pattern ("linux-source-6.1" matches 6.12): only a
         # stanza of exactly this package counts.
@@ -239,11 +240,16 @@ def fetch_deb(kernel: Kernel, base: Path, progress: Progress | None = None,
         if old.name != name:
             _remove(old)
     what = f"apt-get download {kernel.package} {version}"
-    proc, log = apt.start("apt-get", "download", f"{kernel.package}={version}", cwd=apt.download)
-    while proc.poll() is None:
-        progress(what, min(_du(apt.download), size), size)
-        time.sleep(0.5)
-    apt.finish(proc, log, f"apt-get download {kernel.package}", timeout=3600)
+
+    def download() -> tuple[int, str]:
+        start = apt.log.stat().st_size
+        proc, log = apt.start("apt-get", "download", f"{kernel.package}={version}", cwd=apt.download)
+        with log:
+            while proc.poll() is None:
+                progress(what, min(_du(apt.download), size), size)
+                time.sleep(0.5)
+        return proc.returncode, apt.log.read_bytes()[start:].decode(errors="replace")
+    aptpolicy.run(download, what, [kernel.package])     # again, on a mirror caught mid-sync
     progress(what, size, size)
     debs = sorted(apt.download.glob(f"{kernel.package}_*.deb"))
     if len(debs) != 1:
@@ -311,12 +317,4 @@ def _remove(p: Path) -> None:
 
 
 def _last_error(log: Path) -> str:
-    lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    for ln in lines:
-        if ln.startswith(("W: Failed to fetch", "E: Failed to fetch")):   # what failed, not the summary
-            return ln[3:203]
-    for ln in reversed(lines):
-        if ln.startswith(("E:", "Err:")) or re.search(r"error|failed|unable|not found", ln, re.I):
-            if not ln.startswith("$ "):
-                return ln[:200]
-    return lines[-1][:200] if lines else "no output"
+    return aptpolicy.reason(log.read_text(errors="replace"))

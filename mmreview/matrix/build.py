@@ -45,7 +45,7 @@ from mmreview.matrix.suites import SUITES, Suite, export_paths, key_paths
 from mmreview.matrix.targets import Target, compiler_version
 from mmreview.common import paths
 
-CACHE_SCHEMA = "7"
+CACHE_SCHEMA = "8"        # 8: riscv64 build errors name a path once (tree_relative): older signatures differ
 LOG_READ = 4 << 20          # a log is read as its first and last 4 MiB: a test may print gigabytes
 
 # Appended after the suite's own flags: drop its sanitizers, add the target's choice.
@@ -279,7 +279,11 @@ def tree_relative(line: str, src: Path, suite_dir: str = "") -> str:
     """Paths in compiler output as the reader knows them: `mm/vma.c:332`, not the build copy's
     `<work dir>/src/tools/testing/vma/../../../mm/vma.c:332` (compiler), the debug info's
     `tools/testing/vma/../../../mm/vma.c:332` (linker, sanitizer reports) or, with the suite's
-    directory, gcc's `../shared/../../../lib/maple_tree.c:3` (relative to where make ran)."""
+    directory, gcc's `../shared/../../../lib/maple_tree.c:3` (relative to where make ran).
+    riscv64's linker (binutils 2.40) names the suite's own files with its directory twice
+    (`tools/testing/vma/tools/testing/vma/vma.c:1420`): once is enough."""
+    if suite_dir:
+        line = re.sub(rf"(?<![\w/.]){re.escape(suite_dir)}/(?={re.escape(suite_dir)}/)", "", line)
     line = re.sub(re.escape(str(src)) + r"/(\S+?)(?=[:\s]|$)", lambda m: os.path.normpath(m.group(1)), line)
     line = re.sub(r"(?<![\w/.])tools/testing/[\w.-]+/(?:\.\./)+\S+?(?=[:\s]|$)",
                   lambda m: os.path.normpath(m.group(0)), line)

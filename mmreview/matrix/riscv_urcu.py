@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from mmreview.common import apt as aptpolicy
 from mmreview.kernel import privateapt
 from mmreview.common.filelock import exclusive
 from mmreview.common.errors import InfraError
@@ -204,15 +205,25 @@ class _Builder:
         dl = self.work / "download"
         dl.mkdir()
         privateapt.give_to_apt_sandbox(dl)
-        self._run(["apt-get", *opts, "update"], cwd=self.work, what="apt-get update", timeout=600)
-        self._run(["apt-get", *opts, "source", "--download-only", SOURCE_PACKAGE], cwd=dl,
-                  what="apt-get source", timeout=600)
+        self._apt([*opts, "update"], cwd=self.work, what="apt-get update", package=SUBJECT)
+        self._apt([*opts, "source", "--download-only", SOURCE_PACKAGE], cwd=dl,
+                  what="apt-get source", package=SOURCE_PACKAGE)
         dscs = sorted(dl.glob(f"{SOURCE_PACKAGE}_*.dsc"))
         if len(dscs) != 1:
             raise InfraError(SUBJECT, f"apt-get source gave {len(dscs)} .dsc files in {dl}")
         return dscs[0]
 
-    def _run(self, argv: list[str], cwd: Path, what: str, timeout: float = 1800) -> None:
+    def _apt(self, args: list[str], cwd: Path, what: str, package: str) -> None:
+        """apt-get, tried again on a mirror caught mid-sync (mmreview.common.apt)."""
+        def attempt() -> tuple[int, str]:
+            start = self.log.stat().st_size
+            rc = self._run(aptpolicy.argv("apt-get", *args), cwd=cwd, what=what, timeout=600,
+                           check=False)
+            return rc, self.log.read_bytes()[start:].decode(errors="replace")
+        aptpolicy.run(attempt, what, [package])
+
+    def _run(self, argv: list[str], cwd: Path, what: str, timeout: float = 1800,
+             check: bool = True) -> int:
         env = {**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
         with open(self.log, "a") as log:
             log.write(f"$ cd {cwd} && {' '.join(argv)}\n")
@@ -224,9 +235,10 @@ class _Builder:
                 raise InfraError(SUBJECT, f"{what} took over {timeout:.0f} s; log: {self.log}") from None
             except OSError as exc:
                 raise InfraError(SUBJECT, f"{what}: {exc.strerror}") from None
-        if proc.returncode != 0:
+        if check and proc.returncode != 0:
             raise InfraError(SUBJECT, f"{what} failed (exit {proc.returncode}): "
                                       f"{_last_error(self.log)}; log: {self.log}")
+        return proc.returncode
 
 
 def _dsc_field(dsc: Path, name: str) -> str:

@@ -9,7 +9,7 @@ quoting a patch's lines) live here so the formats agree with each other.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from mmreview.rules.findings import Finding, RuleInfo
@@ -98,15 +98,26 @@ def failing_cells(review: Review) -> list[Cell]:
     return sorted(bad, key=lambda c: order[c.verdict])
 
 
+_LOCATION = re.compile(r"^\S+?:\d+(?::\d+)?: ")
+
+
 def preexisting_lines(review: Review) -> list[str]:
     """A line per pre-existing failure, the targets that share it on one line: the tree's own
-    failure, the same at base and tip, so no log (the Review JSON keeps the base's evidence)."""
-    groups: dict[tuple[str, str, str], list[str]] = {}
+    failure, the same at base and tip, so no log (the Review JSON keeps the base's evidence).
+    One failure is one line even where targets' linkers name another place for it (riscv64's
+    an inlined header line): then the line gives the error without a place."""
+    groups: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
     for c in review.cells:
         if c.verdict == V_PRE:
-            groups.setdefault((c.suite, c.binary, _state_reason(c.base or c.tip)), []).append(c.target)
-    return [f"{suite}/{binary} on {', '.join(targets)}: {what} (same as base)"
-            for (suite, binary, what), targets in groups.items()]
+            r = c.base or c.tip
+            bare = _state_reason(replace(r, reason=_LOCATION.sub("", r.reason)))
+            groups.setdefault((c.suite, c.binary, bare), []).append((c.target, _state_reason(r)))
+    lines = []
+    for (suite, binary, bare), members in groups.items():
+        said = {what for _, what in members}
+        what = said.pop() if len(said) == 1 else bare
+        lines.append(f"{suite}/{binary} on {', '.join(t for t, _ in members)}: {what} (same as base)")
+    return lines
 
 
 def _state_reason(r) -> str:
@@ -303,4 +314,6 @@ def render_terse(review: Review, **_opts) -> str:
         out.append(f"{level}: {f.rule}: {f.file}:{f.line}: {f.message}")
     for c in review.new_failures():
         out.append(f"ERROR: new failure: {c.target} {c.suite}/{c.binary}: {cell_detail(c)}")
+    if review.verdict == "untested" and review.fail_on_untested:
+        out.append(f"ERROR: {review.summary()}")
     return "".join(l + "\n" for l in out)

@@ -50,6 +50,8 @@ def render_junit(review: Review, **_opts) -> str:
     root = ET.Element("testsuites", name=f"mmreview: {_clean(review.series.title)}")
     props = ET.SubElement(ET.SubElement(root, "testsuite", name="mmreview"), "properties")
     ET.SubElement(props, "property", name="confinement", value=review.confinement())
+    ET.SubElement(props, "property", name="verdict", value=review.verdict)
+    ET.SubElement(props, "property", name="summary", value=_clean(review.summary()))
 
     apply_suite = _suite(root, "apply")
     for p in review.apply:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
-from mmreview.review.model import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
+from mmreview.review.model import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, UNTESTED, Review
 from mmreview.render import (VERDICT_LABEL, cell_detail, clean_log, failing_cells, grid, hidden_info,
                              location, one_paragraph, preexisting_lines, rules_to_explain,
                              shown_findings)
@@ -22,7 +22,8 @@ MARKER = "<!-- mmreview:review -->"
 LIMIT = 65_536
 _SAFETY = 512          # room for the truncation note
 
-_VERDICT_ICON = {CLEAN: "✅", FINDINGS: "⚠️", REGRESSIONS: "❌", DID_NOT_APPLY: "⛔", INCOMPLETE: "🚧"}
+_VERDICT_ICON = {CLEAN: "✅", FINDINGS: "⚠️", REGRESSIONS: "❌", DID_NOT_APPLY: "⛔", INCOMPLETE: "🚧",
+                 UNTESTED: "❔"}
 _CELL_ICON = {V_PASS: "✅", V_NEW: "❌", V_CHANGED: "❌", V_PRE: "🟠", V_FIXED: "🟢", V_NOT_RUN: "⚪"}
 _SEV_ICON = {"error": "🔴", "warning": "🟡", "info": "🔵"}
 
@@ -111,7 +112,7 @@ def _head(review: Review) -> str:
              f"{'es' if len(s.patches) != 1 else ''}) by {cell_text(s.author)}  ",
              f"Base {code_span(t.base_sha[:12])} ({cell_text(t.base_reason)}), "
              f"tip {code_span(t.tip_sha[:12])} · profile `{review.profile}` · "
-             f"fails on `{review.fail_on}` · mmreview {review.tool_version}  ",
+             f"fails on `{review.fails_on}` · mmreview {review.tool_version}  ",
              cell_text(review.confinement()[:1].upper() + review.confinement()[1:]) + ".",
              "",
              "| # | Patch | Applied | Findings |",

@@ -19,14 +19,14 @@ from rich.table import Table
 from rich.text import Text
 
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
-from mmreview.review.model import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, Review
+from mmreview.review.model import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, UNTESTED, Review
 from mmreview.common.textsafe import visible as V
 from mmreview.render import (VERDICT_LABEL, cell_detail, clean_log, failing_cells, grid, hidden_info,
                              location, one_paragraph, plural, post_image_snippet, preexisting_lines,
                              rules_to_explain, shown_findings)
 
 VERDICT_STYLE = {CLEAN: "bold green", FINDINGS: "bold yellow", REGRESSIONS: "bold red",
-                 DID_NOT_APPLY: "bold red", INCOMPLETE: "bold magenta"}
+                 DID_NOT_APPLY: "bold red", INCOMPLETE: "bold magenta", UNTESTED: "bold yellow"}
 CELL_STYLE = {V_PASS: "green", V_NEW: "bold white on red", V_CHANGED: "bold white on red",
               V_PRE: "yellow", V_FIXED: "cyan", V_NOT_RUN: "dim"}
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -73,7 +73,7 @@ def _parts(review: Review, fancy: bool, show_info: bool = False):
     head.append(f"  {V(review.summary())}")
     sub = Text(f"{V(s.title)} (v{s.version}, {plural(len(s.patches), 'patch', 'es')}) by {V(s.author)}\n"
                f"base {t.base_sha[:12]} ({V(t.base_reason)}), tip {t.tip_sha[:12]}; "
-               f"profile {review.profile}; fails on {review.fail_on}\n{review.confinement()}",
+               f"profile {review.profile}; fails on {review.fails_on}\n{review.confinement()}",
                style="dim" if fancy else "")
     yield Panel(Group(head, sub), title="mmreview", title_align="left",
                 border_style=VERDICT_STYLE[v].split()[-1], expand=True)

@@ -19,7 +19,7 @@ from typing import Any
 from mmreview import __version__
 from mmreview.common.errors import BadInput, EXIT_FINDINGS, EXIT_INFRA, EXIT_OK
 from mmreview.rules.findings import Finding, NotApplied, RuleInfo, SEVERITIES, severity_rank
-from mmreview.matrix.results import FAILING, NEW_VERDICTS, NOT_RUN, Cell, RunResult
+from mmreview.matrix.results import NEW_VERDICTS, V_NOT_RUN, V_PRE, Cell, RunResult
 from mmreview.matrix.targets import TargetInfo
 
 SCHEMA_VERSION = 1
@@ -30,12 +30,15 @@ DID_NOT_APPLY = "did-not-apply"
 REGRESSIONS = "regressions"
 FINDINGS = "findings"
 INCOMPLETE = "incomplete"        # mmreview could not test what the tree has (exit 3), else clean
+UNTESTED = "untested"            # the matrix ran, but no cell could say anything about the series
 CLEAN = "clean"
-VERDICTS = (DID_NOT_APPLY, REGRESSIONS, FINDINGS, INCOMPLETE, CLEAN)
+VERDICTS = (DID_NOT_APPLY, REGRESSIONS, FINDINGS, INCOMPLETE, UNTESTED, CLEAN)
 
-# --fail-on: the lowest severity that fails the review; "none": findings never do.
+# --fail-on: the lowest severity that fails the review; "none": findings never do.  "untested"
+# may be added (`--fail-on error,untested`): an untested review then fails too (exit 1).
 FAIL_ON_CHOICES = (*SEVERITIES, "none")
 DEFAULT_FAIL_ON = "error"
+FAIL_ON_UNTESTED = "untested"
 
 APPLIED_STATES = ("applied", "applied-3way")
 
@@ -135,6 +138,7 @@ class Review:
     targets: list[TargetInfo] = field(default_factory=list)
     profile: str = "quick"
     fail_on: str = DEFAULT_FAIL_ON
+    fail_on_untested: bool = False                    # --fail-on ...,untested: untested exits 1
     notes: list[str] = field(default_factory=list)   # stages skipped and why, etc.
     sandbox: SandboxInfo | None = None                # None: no series code was built or run
     # matrix.run.PatchFinding: the first patch that breaks a build or test (`mmreview test
@@ -172,9 +176,10 @@ class Review:
         return [c for c in self.cells if c.infra]
 
     def untested(self) -> bool:
-        """Every cell that ran at the base failed there: the matrix tested nothing."""
-        ran = [c for c in self.cells if c.base is not None and c.base.state != NOT_RUN]
-        return bool(ran) and all(c.base.state in FAILING for c in ran)
+        """The matrix was asked for and no cell could give a verdict: each is pre-existing (the
+        same failure at base and tip says nothing of the series) or not run."""
+        return (self.profile != "rules" and self.applied_ok
+                and all(c.verdict in (V_PRE, V_NOT_RUN) for c in self.cells))
 
     @property
     def verdict(self) -> str:
@@ -186,11 +191,21 @@ class Review:
             return FINDINGS
         if self.infra_cells():
             return INCOMPLETE
+        if self.untested():
+            return UNTESTED
         return CLEAN
 
     @property
     def exit_code(self) -> int:
-        return {CLEAN: EXIT_OK, INCOMPLETE: EXIT_INFRA}.get(self.verdict, EXIT_FINDINGS)
+        v = self.verdict
+        if v == UNTESTED:
+            return EXIT_FINDINGS if self.fail_on_untested else EXIT_OK
+        return {CLEAN: EXIT_OK, INCOMPLETE: EXIT_INFRA}.get(v, EXIT_FINDINGS)
+
+    @property
+    def fails_on(self) -> str:
+        """--fail-on as given: `error`, `warning,untested`, ..."""
+        return self.fail_on + (f",{FAIL_ON_UNTESTED}" if self.fail_on_untested else "")
 
     def summary(self) -> str:
         """The verdict as one sentence, the first thing every report says."""
@@ -221,11 +236,26 @@ class Review:
         tail = ""
         if below:
             tail = f" ({_plural(below, 'finding')} below --fail-on {self.fail_on})"
-        if self.untested():
-            first = next(c for c in self.cells if c.base is not None and c.base.state in FAILING)
-            tail += (f"; NOTHING TESTED: every matrix cell fails at the base already "
-                     f"({first.suite}: {first.base.reason})")
+        if v == UNTESTED:
+            return f"untested: {self.untested_reason()}{tail}"
         return f"clean{tail}"
+
+    def untested_reason(self) -> str:
+        """Why no cell could judge the series: how many were pre-existing or not run, and the
+        first reason of each kind."""
+        pre = [c for c in self.cells if c.verdict == V_PRE]
+        off = [c for c in self.cells if c.verdict == V_NOT_RUN]
+        if not pre and not off:
+            return "the matrix had no cell to run"
+        why = []
+        if pre:
+            c = pre[0]
+            why.append(f"{_plural(len(pre), 'cell')} failing the same at the base "
+                       f"({c.suite}/{c.binary}: {c.base.reason if c.base else c.tip.reason})")
+        if off:
+            c = off[0]
+            why.append(f"{_plural(len(off), 'cell')} not run ({c.suite}/{c.binary}: {c.tip.reason})")
+        return "no matrix cell could give a verdict: " + "; ".join(why)
 
     def confinement(self) -> str:
         """One sentence: how the series' code ran on this machine."""
@@ -264,6 +294,7 @@ class Review:
             "summary": self.summary(),
             "profile": self.profile,
             "fail_on": self.fail_on,
+            "fail_on_untested": self.fail_on_untested,
             "series": {**asdict(self.series), "reply_to_id": self.series.reply_to_id},
             "tree": asdict(self.tree),
             "apply": [asdict(p) for p in self.apply],
@@ -309,6 +340,7 @@ class Review:
                 targets=[TargetInfo(**t) for t in data.get("targets", [])],
                 profile=data.get("profile", "quick"),
                 fail_on=data.get("fail_on", DEFAULT_FAIL_ON),
+                fail_on_untested=data.get("fail_on_untested", False),
                 notes=list(data.get("notes", [])),
                 sandbox=SandboxInfo(**data["sandbox"]) if data.get("sandbox") else None,
                 created=data["created"],
@@ -325,6 +357,17 @@ class Review:
         except json.JSONDecodeError as exc:
             raise BadInput(source, f"not JSON: {exc.msg} at line {exc.lineno}") from None
         return cls.from_json(data, source)
+
+
+def parse_fail_on(text: str) -> tuple[str, bool]:
+    """`--fail-on warning,untested` -> ("warning", True); a list naming no severity keeps the
+    default one.  ValueError naming what is wrong."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    severities = [p for p in parts if p != FAIL_ON_UNTESTED]
+    bad = [p for p in severities if p not in FAIL_ON_CHOICES]
+    if not parts or bad or len(severities) > 1:
+        raise ValueError(f"one of {', '.join(FAIL_ON_CHOICES)}, optionally with ',{FAIL_ON_UNTESTED}'")
+    return (severities[0] if severities else DEFAULT_FAIL_ON), FAIL_ON_UNTESTED in parts
 
 
 def schema() -> dict[str, Any]:

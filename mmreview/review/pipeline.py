@@ -41,6 +41,7 @@ class CheckRequest:
     binary: str | None = None
     profile: str = "quick"               # quick | full | rules (rules only, no matrix)
     fail_on: str = DEFAULT_FAIL_ON
+    fail_on_untested: bool = False       # --fail-on ...,untested
     jobs: int | None = None
     ignore: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
@@ -178,7 +179,8 @@ def new_review(series, tree_path: str, res, targets: list[TargetInfo],
         apply=[PatchApply(number=p.number, subject=p.subject, state=p.state, commit=p.commit,
                           conflict_files=list(p.conflict_files), message=p.message)
                for p in res.patches],
-        targets=list(targets), profile=req.profile, fail_on=req.fail_on, notes=list(req.notes))
+        targets=list(targets), profile=req.profile, fail_on=req.fail_on,
+        fail_on_untested=req.fail_on_untested, notes=list(req.notes))
 
 
 def _targets(req: CheckRequest, named: list, executor) -> list[tuple[object, TargetInfo]]:
