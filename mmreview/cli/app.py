@@ -1,6 +1,6 @@
 """The typer application object and the one wrapper every command runs under.
 
-Commands live in `mmreview/commands/*.py`, each registering itself on `app`;
+Commands live in `mmreview/cli/*.py`, each registering itself on `app`;
 they only parse options, call the engine, and render.  `run_command` turns an
 `MmreviewError` into one line on stderr and its exit code, never a traceback;
 so are the I/O faults a command meets on the way (a full disk, an unusable cache
@@ -21,6 +21,7 @@ from rich.console import Console
 from mmreview.common.errors import EXIT_BAD_INPUT, EXIT_INFRA, MmreviewError
 from mmreview.common.oserror import as_error, git_failed, timed_out
 from mmreview.common.textsafe import one_line
+from mmreview.kernel import table as kernels
 
 app = typer.Typer(
     name="mmreview",
@@ -80,9 +81,9 @@ stderr = OutConsole(stderr=True, highlight=False, emoji=False)
 
 T = TypeVar("T")
 
-TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a provisioned kernel such as "
-                                              "7.3 or 6.1 (`mmreview tree list`); default: the 6.12 "
-                                              "tree, see `mmreview tree path`.")
+TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a provisioned kernel: "
+                                              f"{kernels.known_text()} (`mmreview tree list`; the "
+                                              "default's path: `mmreview tree path`).")
 
 NoSandboxOption = typer.Option(False, "--no-sandbox", help="Build and run the series' code unconfined "
                                                           "(as you, with network): only for code you trust.")
