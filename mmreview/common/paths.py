@@ -10,6 +10,8 @@
     toolchains/riscv64/       liburcu built for riscv64 (matrix/riscv_urcu.py)
     reviews/                  every `check`'s saved Review (cli/check.py)
     cluster/exports/          a cluster worker's revisions; cluster/dask/ its Dask spill files
+    rules/grep-<commit>.json  where the tree at a base defines each name the rules met (rules/definitions.py)
+    lore/                     threads fetched by Message-ID, by id and content (intake/lore.py)
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ work_root = _in_cache("matrix-work")
 toolchains_dir = _in_cache("toolchains")
 reviews_dir = _in_cache("reviews")
 cluster_dir = _in_cache("cluster")
+rules_dir = _in_cache("rules")
+lore_dir = _in_cache("lore")
 
 
 def apt_dir(package: str) -> Path:
