@@ -105,7 +105,7 @@ def user_clone(kernel_tree: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def provisioned_tree():
-    """A factory: provisioned_tree("7.3") -> the bare repo of that kernel (see mmreview/kernels.py)."""
+    """A factory: provisioned_tree("7.3") -> the bare repo of that kernel (see mmreview/kernel/table.py)."""
     done: dict[str, Path] = {}
 
     def provision(version: str) -> Path:

@@ -29,7 +29,8 @@ from mmreview.common.errors import BadInput, InfraError
 from mmreview.common.git import git_out, run_git, show_file
 from mmreview.intake.series import Series
 from mmreview.common.rundirs import new_run_dir, remove_stale
-from mmreview.kernel.trees import Tree, cache_dir
+from mmreview.common.paths import worktrees_dir
+from mmreview.kernel.trees import Tree
 
 Progress = Callable[[str, int, int], None]
 
@@ -100,10 +101,6 @@ def choose_base(tree: Tree, series: Series, base: str | None,
         return tree.head, "HEAD", (f"the series' base-commit {series.base_commit[:12]} is not in the "
                                    f"tree; using the tree's HEAD")
     return tree.head, "HEAD", "the series names no base-commit; using the tree's HEAD"
-
-
-def worktrees_dir() -> Path:
-    return cache_dir() / "worktrees"
 
 
 _KEPT = "mmreview-kept"        # --keep: never removed as stale

@@ -1,6 +1,6 @@
 """The typer application object and the one wrapper every command runs under.
 
-Commands live in `mmreview/commands/*.py`, each registering itself on `app`;
+Commands live in `mmreview/cli/*.py`, each registering itself on `app`;
 they only parse options, call the engine, and render.  `run_command` turns an
 `MmreviewError` into one line on stderr and its exit code, never a traceback;
 so are the I/O faults a command meets on the way (a full disk, an unusable cache
@@ -21,6 +21,7 @@ from rich.console import Console
 from mmreview.common.errors import EXIT_BAD_INPUT, EXIT_INFRA, MmreviewError
 from mmreview.common.oserror import as_error, git_failed, timed_out
 from mmreview.common.textsafe import one_line
+from mmreview.kernel import table as kernels
 
 app = typer.Typer(
     name="mmreview",
@@ -32,11 +33,12 @@ app = typer.Typer(
 )
 
 # `mmreview --help` in the order a user needs the commands: the review, the stages it is made
-# of (each on its own), then setting a machine up and clustering machines.
+# of (each on its own), then setting a machine up and clustering machines, then the review bot.
 COMMAND_PANELS = {
     "Review": ("check", "b4-check"),
     "Stages": ("series", "apply", "rules", "test", "report"),
     "Set-up and cluster": ("targets", "setup", "tree", "hook", "worker"),
+    "Service": ("bot",),
 }
 
 
@@ -79,10 +81,10 @@ stderr = OutConsole(stderr=True, highlight=False, emoji=False)
 
 T = TypeVar("T")
 
-TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a provisioned kernel such as "
-                                              "7.3 or 6.1 (`mmreview tree list`); default: the kernel "
-                                              "checkout you are in, else the provisioned 6.12 tree "
-                                              "(`mmreview tree path`).")
+TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a provisioned kernel: "
+                                              f"{kernels.known_text()} (`mmreview tree list`); default: "
+                                              "the kernel checkout you are in, else the provisioned "
+                                              "default (`mmreview tree path`).")
 
 # One exit-code contract (README): check, rules, report, the hook and every format judge findings
 # with the same --fail-on, default error.

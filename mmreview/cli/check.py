@@ -15,7 +15,7 @@ from mmreview.cli.app import (BuildTimeoutOption, FailOnOption, LoreOption, Newe
 from mmreview.common.outputs import check_output, write_output
 from mmreview.render import FORMATS
 from mmreview.review.model import Review, parse_fail_on
-from mmreview.kernel.trees import cache_dir
+from mmreview.common.paths import reviews_dir
 from mmreview.cli.worker import ClusterOption
 
 FormatOption = typer.Option("terminal", "--format", "-f",
@@ -134,4 +134,4 @@ def check_cmd(
 def _review_path() -> Path:
     """Where a review is kept when --json-out names no file: every check can be re-rendered."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return cache_dir() / "reviews" / f"{stamp}-{os.getpid()}.json"
+    return reviews_dir() / f"{stamp}-{os.getpid()}.json"

@@ -115,8 +115,8 @@ def timeout() -> float:
 # ---------------------------------------------------------------- cache
 
 def _cache() -> Path:
-    from mmreview.kernel.trees import cache_dir
-    return cache_dir() / "lore"
+    from mmreview.common.paths import lore_dir
+    return lore_dir()
 
 
 def _id_file(url: str, msgid: str) -> Path:

@@ -1,9 +1,9 @@
 """The kernel tree: the provisioned default, another provisioned kernel, or any checkout given with --tree.
 
-The default tree is Debian's linux-source-6.12 tarball imported into a bare
-git repository in the user's cache directory; other kernels (mmreview/kernel/table.py
-says which, from which Debian suite, and which version was verified) are imported
-the same way, each into its own `trees/linux-<VERSION.PATCHLEVEL>.git`.  The import streams the
+The default tree (kernel/table.py's DEFAULT) is Debian's linux-source tarball of that
+kernel imported into a bare git repository in the user's cache directory; other kernels
+(kernel/table.py says which, from which Debian suite, and which version was verified) are
+imported the same way, each into its own `trees/linux-<VERSION.PATCHLEVEL>.git`.  The import streams the
 tarball straight into `git fast-import` (no 1.4 GB extraction, and the
 tarball's own .gitignore, which ignores everything, plays no part).  Author,
 committer and dates come from the tarball, so every machine gets the same
@@ -25,6 +25,10 @@ from mmreview.kernel import table as kernels
 from mmreview.common.filelock import exclusive
 from mmreview.common.errors import BadInput, InfraError
 from mmreview.common.git import git_dir, git_env, rev_parse, run_git
+from mmreview.common import paths
+from mmreview.common.paths import apt_dir, trees_dir
+
+cache_dir = paths.cache_dir      # still importable from here
 
 # Another linux-source tarball (a trimmed one for tests) can be imported by `tree init` instead; like
 # `tree init --tarball PATH` it lands in the tree its Makefile names (linux-<VERSION.PATCHLEVEL>.git).
@@ -32,22 +36,6 @@ TARBALL_ENV = "MMREVIEW_LINUX_TARBALL"
 BRANCH = "master"
 # A file every tree mmreview can review has: the maple tree itself.
 KERNEL_MARKER = "lib/maple_tree.c"
-
-
-def cache_dir() -> Path:
-    """$XDG_CACHE_HOME/mmreview, else ~/.cache/mmreview.  A relative XDG_CACHE_HOME is ignored
-    (the XDG spec says so: it would put the cache wherever the command ran)."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):
-        base = os.path.expanduser("~/.cache")
-        if not os.path.isabs(base):     # no $HOME and no passwd entry: "~" stays as it is
-            raise InfraError("$HOME", "not set, and the user has no home directory: set HOME or "
-                                      "XDG_CACHE_HOME to where mmreview may keep its cache")
-    return Path(base) / "mmreview"
-
-
-def trees_dir() -> Path:
-    return cache_dir() / "trees"
 
 
 def tree_path(kernel: str) -> Path:
@@ -325,7 +313,7 @@ Say = Callable[[str], None]   # a one-line note for the user (a version other th
 
 def init_default_tree(progress: Progress | None = None, update: bool = False,
                       say: Say | None = None) -> tuple[Path, bool]:
-    """Provision the default tree (6.12); returns (path, created).  With MMREVIEW_LINUX_TARBALL
+    """Provision the default tree (kernels.DEFAULT); returns (path, created).  With MMREVIEW_LINUX_TARBALL
     set, that tarball is imported instead, into the tree its release names."""
     env = os.environ.get(TARBALL_ENV)
     if env:
@@ -343,10 +331,10 @@ def init_kernel(name: str, progress: Progress | None = None, update: bool = Fals
     the .deb into the import, and the .deb deleted once the tree is in place."""
     kernel = kernels.get(name)
     dest = tree_path(kernel.name)
-    apt_dir = cache_dir() / "apt" / kernel.package
+    debs = apt_dir(kernel.package)
 
     def from_debian(tmp: Path) -> str:
-        deb = kernels.fetch_deb(kernel, apt_dir, progress, newest=update)
+        deb = kernels.fetch_deb(kernel, debs, progress, newest=update)
         if deb.note and say:
             say(deb.note)
         with kernels.tarball_in_deb(deb.path, kernel.tarball) as (fh, size):
@@ -361,7 +349,7 @@ def init_kernel(name: str, progress: Progress | None = None, update: bool = Fals
     def keep() -> bool:
         if not update:
             return True
-        newest = kernels.served_versions(kernel, apt_dir)[:1]
+        newest = kernels.served_versions(kernel, debs)[:1]
         return debian_version(dest) in newest
 
     return _provision(dest, from_debian, keep)
@@ -441,8 +429,8 @@ def list_trees(refresh: bool = False) -> list[dict]:
                 m = re.search(r"from Debian (\S+) (\S+) \(", body)
                 if m:
                     row.update(package=m.group(1), debian_version=m.group(2))
-        if k is not None and (refresh or (cache_dir() / "apt" / k.package / "lists").is_dir()):
-            row["served"] = kernels.served_versions(k, cache_dir() / "apt" / k.package, refresh)
+        if k is not None and (refresh or (apt_dir(k.package) / "lists").is_dir()):
+            row["served"] = kernels.served_versions(k, apt_dir(k.package), refresh)
             if row["served"] and row["debian_version"] and row["served"][0] != row["debian_version"]:
                 row["newer"] = row["served"][0]
         rows.append(row)

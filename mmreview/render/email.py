@@ -145,7 +145,7 @@ def _first_name(author: str) -> str:
     return name.split()[0] if name else ""
 
 
-def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
+def render_body(review: Review, ids: dict[str, str], msgid: str, link: str | None = None) -> str:
     s = review.series
     out: list[str] = []
     hi = _first_name(s.author)
@@ -234,6 +234,8 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
                      "version of the same patch/commit), kindly add following tags")
         out += [f"Reported-by: {address(ids['reported_by'])}",
                 f"Closes: {ids['closes_url']}{msgid.strip('<>')}/", ""]
+    if link:     # the bot's results page for this review (site_url)
+        out += [f"Details: {link}", ""]
     out = [l.rstrip() for l in out]
     out += ["-- ", f"mmreview {review.tool_version}"]     # the signature separator keeps its space
     return "\n".join(out) + "\n"
@@ -245,7 +247,7 @@ def reports_something(review: Review) -> bool:
 
 
 def render_email(review: Review, sender: str | None = None, msgid: str | None = None,
-                 date: str | None = None, **_opts) -> str:
+                 date: str | None = None, link: str | None = None, **_opts) -> str:
     ids = identities(sender)
     s = review.series
     frm = ids["from"]
@@ -279,6 +281,6 @@ def render_email(review: Review, sender: str | None = None, msgid: str | None = 
         msg["In-Reply-To"] = ref
         msg["References"] = ref
     msg["X-Mmreview-Verdict"] = review.verdict
-    msg.set_content(render_body(review, ids, msgid), charset="utf-8", cte="8bit")
+    msg.set_content(render_body(review, ids, msgid, link), charset="utf-8", cte="8bit")
     return msg.as_string()
 

@@ -35,11 +35,15 @@ APPLY_STYLE = {"applied": "green", "applied-3way": "yellow", "failed": "bold red
                "not-attempted": "dim"}
 
 
+class WholeLine(Text):
+    """A line printed whole, never broken by rich (the terminal wraps it): one a reader greps for."""
+
+
 def print_review(review: Review, console: Console, show_info: bool = False) -> None:
     fancy = console.is_terminal
     for part in _parts(review, fancy, show_info):
         # In a pipe a line is as long as it is: wrapping at a width nobody has would cut it.
-        console.print(part, soft_wrap=not fancy)
+        console.print(part, soft_wrap=not fancy or isinstance(part, WholeLine))
 
 
 def report_console(file=None) -> Console:
@@ -86,6 +90,10 @@ def _parts(review: Review, fancy: bool, show_info: bool = False):
     shown = shown_findings(review, show_info)
     yield from _findings(review, shown, hidden_info(review, show_info), fancy)
     yield from _failures(review)
+    for f in review.per_patch:         # `mmreview test --per-patch`
+        yield WholeLine(f"per-patch: {V(f.describe())}: {V(f.reason)}", style="bold red")
+        for line in f.excerpt[:6]:
+            yield Text(f"    {clean_log(line)}", style="dim")
 
     for n in review.not_applied:
         yield Text(f"not applied: {n.rule}" + (f" on {V(n.file)}" if n.file else "")

@@ -20,6 +20,7 @@ from mmreview import __version__
 from mmreview.common.errors import BadInput, EXIT_FINDINGS, EXIT_INFRA, EXIT_OK
 from mmreview.rules.findings import Finding, NotApplied, RuleInfo, SEVERITIES, severity_rank
 from mmreview.matrix.results import NEW_VERDICTS, V_NOT_RUN, V_PRE, Cell, RunResult
+from mmreview.matrix.targets import TargetInfo
 
 SCHEMA_VERSION = 1
 TOOL = "mmreview"
@@ -121,14 +122,6 @@ class PatchApply:
 
 
 @dataclass
-class TargetInfo:
-    name: str
-    available: bool
-    sanitizers: list[str] = field(default_factory=list)
-    reason: str = ""             # why unavailable (and what provides it)
-
-
-@dataclass
 class SandboxInfo:
     """Whether the series' code (its Makefiles, its tests) ran confined: every report says it."""
     confined: bool
@@ -152,6 +145,9 @@ class Review:
     fail_on_untested: bool = False                    # --fail-on ...,untested: untested exits 1
     notes: list[str] = field(default_factory=list)   # stages skipped and why, etc.
     sandbox: SandboxInfo | None = None                # None: no series code was built or run
+    # matrix.run.PatchFinding: the first patch that breaks a build or test (`mmreview test
+    # --per-patch` only; not saved: a review `check` saves never has them).
+    per_patch: list = field(default_factory=list)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc)
                          .replace(microsecond=0).isoformat())
     tool: str = TOOL
@@ -193,7 +189,7 @@ class Review:
     def verdict(self) -> str:
         if not self.applied_ok:
             return DID_NOT_APPLY
-        if self.new_failures():
+        if self.new_failures() or self.per_patch:
             return REGRESSIONS
         if self.failing_findings():
             return FINDINGS
@@ -231,6 +227,8 @@ class Review:
             if p.applies_on:
                 text += f"; applies on: {', '.join(p.applies_on)}"
             return text
+        if v == REGRESSIONS and not self.new_failures():
+            return f"regressions: {self.per_patch[0].describe()}"
         if v == REGRESSIONS:
             cells = self.new_failures()
             names = ", ".join(f"{c.target}/{c.binary}" for c in cells[:4])

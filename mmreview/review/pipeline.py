@@ -1,7 +1,7 @@
 """The whole review: intake -> apply -> rules + matrix -> Review.
 
-`run_check(request, progress)` is what `mmreview check` and the pre-push hook
-call; it returns a Review and never prints.  `progress_display()` is the live
+`run_check(request, progress)` is what `mmreview check`, `mmreview test` (the same with the
+rules off) and the pre-push hook call; it returns a Review and never prints.  `progress_display()` is the live
 display around it: a rich progress bar on a terminal, one plain line per stage
 otherwise (CI logs), nothing with quiet=True.
 """
@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from mmreview.common.errors import InfraError
-from mmreview.review.model import (DEFAULT_FAIL_ON, PatchApply, Review, SeriesSummary, TargetInfo, TreeInfo)
+from mmreview.matrix import suites
+from mmreview.matrix import targets as tg
+from mmreview.matrix.targets import TargetInfo
+from mmreview.review.model import DEFAULT_FAIL_ON, PatchApply, Review, SeriesSummary, TreeInfo
 
 Progress = Callable[[str, int, int], None]
 
@@ -50,13 +53,18 @@ class CheckRequest:
     lone_patch: bool = False             # "-" is one patch of a series, to be checked alone
     data: bytes | None = None            # "-" already read (b4-check reads it first)
     upto: int | None = None              # only patches 1..upto of the series (b4-check: patch k)
+    rules: bool = True                   # False: the matrix alone (`mmreview test`)
+    per_patch: bool = False              # also build and run natively after every patch
+    use_cache: bool = True               # False: rebuild and rerun what the result cache has
+    # A target named with --arch that cannot run: exit 3 before any work (check), or not-run
+    # cells that say why (test, whose command says so after the run).
+    refuse_unavailable: bool = True
 
 
 def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
-    if not req.cluster or req.profile == "rules":      # no matrix: no cluster to ask
-        return _run_check(req, progress, None)
-    from mmreview.matrix.executors.dask_client import executor_for
-    with executor_for(req.cluster) as executor:     # None: the matrix runs here
+    from mmreview.matrix.executors import executor_for
+    # --profile rules runs no matrix: no cluster to ask.
+    with executor_for(req.cluster if req.profile != "rules" else None, req.jobs) as executor:
         return _run_check(req, progress, executor)
 
 
@@ -67,6 +75,12 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
 
     report = progress or (lambda *_: None)
     tree = open_tree(req.tree)
+    # Bad --arch, --suite or --binary names are bad input before any work (--arch even with no
+    # matrix to run).
+    named = tg.parse_arch_list(req.arch)
+    if req.profile != "rules":
+        suites.select(req.profile, req.suite, req.binary,
+                      {s.name: suites.tree_binaries(tree.path, "HEAD", s) for s in suites.SUITES})
     report("reading the series", 0, 1)
     if req.source == "-" and (req.base == FROM_TREE or req.lone_patch):
         import io
@@ -76,11 +90,10 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
         series = load_series(req.source, tree, lore=req.lore)
     if req.upto is not None:
         series.patches = series.patches[:req.upto]
-    targets = _targets(req, executor)
+    targets = _targets(req, named, executor)
     box = None
     if req.profile != "rules":      # no way to confine the series' code: exit 3 before any work
-        from mmreview.matrix.run import confinement
-        box = confinement(tree.path, req.no_sandbox, executor)
+        box = executor.confinement(tree.path, req.no_sandbox)
     base = req.base
     if base == FROM_TREE:
         base = committed_parent(tree.path, series)
@@ -95,7 +108,7 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
                             tree_name=tree.name)
         # Rules run on the applied part even when a later patch did not apply, and the rules
         # that need only the patch text (checkpatch) on every patch.
-        if series.patches:
+        if series.patches and req.rules:
             report("rules", 0, 1)
             _rules(review, series, co, req)
             report("rules", 1, 1)
@@ -184,22 +197,20 @@ def new_review(series, tree_path: str, res, targets: list[TargetInfo],
         fail_on_untested=req.fail_on_untested, notes=list(req.notes))
 
 
-def _targets(req: CheckRequest, executor=None) -> list[tuple[object, TargetInfo]]:
+def _targets(req: CheckRequest, named: list, executor) -> list[tuple[object, TargetInfo]]:
     """The matrix's targets with their availability (here, or on the cluster's workers); a
     target named with --arch whose toolchain is missing is an infrastructure error (exit 3), not
     a silent skip."""
-    from mmreview.matrix import targets as tg
     if req.profile == "rules":
-        tg.parse_arch_list(req.arch)        # a bad --arch is bad input even with no matrix to run
         return []
+    if req.arch:
+        executor.require(named)             # one no worker of the cluster offers
     out = []
-    for t in tg.parse_arch_list(req.arch):
-        a = (executor.availability if executor else tg.availability)(t)
-        reason = a.reason + (f" (provide it with: {a.apt_command})" if a.apt_command else "")
-        if req.arch and not a.available:
-            raise InfraError(f"--arch {t.name}", reason or "not available")
-        out.append((t, TargetInfo(name=t.name, available=a.available,
-                                  sanitizers=list(a.sanitizers), reason=reason)))
+    for t in named:
+        info = TargetInfo.of(executor.availability(t))
+        if req.arch and not info.available and req.refuse_unavailable:
+            raise InfraError(f"--arch {t.name}", info.reason or "not available")
+        out.append((t, info))
     return out
 
 
@@ -215,7 +226,7 @@ def _rules(review: Review, series, co, req: CheckRequest) -> None:
 
 
 def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progress, box,
-            executor=None) -> None:
+            executor) -> None:
     from mmreview.matrix import run as matrix
     from mmreview.review.model import SandboxInfo
     from mmreview.matrix.sandbox import BUILD_TIMEOUT
@@ -229,18 +240,16 @@ def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progre
         report(f"matrix: {ev.label}" if ev.label else "matrix", counts["done"], counts["total"])
 
     result = matrix.run_matrix(co, targets=targets, profile=req.profile, suites=req.suite,
-                               binaries=req.binary, jobs=req.jobs, progress=on_event, box=box,
-                               build_timeout=req.build_timeout or BUILD_TIMEOUT,
-                               executor=executor)
+                               binaries=req.binary, jobs=req.jobs, per_patch=req.per_patch,
+                               progress=on_event, use_cache=req.use_cache, box=box,
+                               build_timeout=req.build_timeout or BUILD_TIMEOUT, executor=executor)
     review.notes.extend(result.notes)
     review.sandbox = SandboxInfo(confined=box.confined, description=box.describe(), tool=box.tool,
                                  as_nobody=box.as_nobody)
     review.cells = list(result.cells)
-    review.targets = [TargetInfo(name=t.name, available=t.available, sanitizers=list(t.sanitizers),
-                                 reason=t.reason + (f" (provide it with: {t.apt_command})"
-                                                    if t.apt_command else ""))
-                      for t in result.targets]
-    for pf in getattr(result, "per_patch", []):
+    review.targets = list(result.targets)
+    review.per_patch = list(result.per_patch)
+    for pf in result.per_patch:
         review.notes.append(pf.describe())
 
 

@@ -48,8 +48,8 @@ class GrepCache:
 
     def _dir(self) -> Path | None:
         try:
-            from mmreview.kernel.trees import cache_dir
-            return cache_dir() / "rules"
+            from mmreview.common.paths import rules_dir
+            return rules_dir()
         except Exception:           # no home: an in-memory cache still works
             return None
 
