@@ -82,8 +82,16 @@ stderr = OutConsole(stderr=True, highlight=False, emoji=False)
 T = TypeVar("T")
 
 TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a provisioned kernel: "
-                                              f"{kernels.known_text()} (`mmreview tree list`; the "
-                                              "default's path: `mmreview tree path`).")
+                                              f"{kernels.known_text()} (`mmreview tree list`); default: "
+                                              "the kernel checkout you are in, else the provisioned "
+                                              "default (`mmreview tree path`).")
+
+# One exit-code contract (README): check, rules, report, the hook and every format judge findings
+# with the same --fail-on, default error.
+FailOnOption = typer.Option("error", "--fail-on", help="Lowest finding severity that fails the "
+                                                       "review (exit 1): error, warning, info, or none; "
+                                                       "add ',untested' to fail a review the matrix "
+                                                       "could not judge.")
 
 NoSandboxOption = typer.Option(False, "--no-sandbox", help="Build and run the series' code unconfined "
                                                           "(as you, with network): only for code you trust.")

@@ -10,8 +10,8 @@ from typing import Optional
 
 import typer
 
-from mmreview.cli.app import (BuildTimeoutOption, LoreOption, NewestOption, NoSandboxOption, TreeOption, app,
-                              fail_usage, lore_options, run_command, stderr, stdout)
+from mmreview.cli.app import (BuildTimeoutOption, FailOnOption, LoreOption, NewestOption, NoSandboxOption,
+                              TreeOption, app, fail_usage, lore_options, run_command, stderr, stdout)
 from mmreview.common.outputs import check_output, write_output
 from mmreview.render import FORMATS
 from mmreview.review.model import Review, parse_fail_on
@@ -46,6 +46,11 @@ def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str]
         print_review(review, report_console(), show_info=info)
         return
     from mmreview.render import render
+    if fmt == "email":
+        from mmreview.render.email import DEFAULT_FROM, config_path, is_default_identity
+        if is_default_identity(sender):
+            print(f"mmreview: warning: the reply is from the default {DEFAULT_FROM}: give --from "
+                  f"or set [email] from in {config_path()}", file=sys.stderr)
     text = render(review, fmt, sender=sender, show_info=info)
     if output is None:
         stdout.file.write(text)
@@ -71,10 +76,7 @@ def check_cmd(
     suite: Optional[str] = typer.Option(None, "--suite", help="Only this suite (radix-tree, vma)."),
     binary: Optional[str] = typer.Option(None, "--binary", help="Only these binaries, comma-separated."),
     profile: str = typer.Option("quick", "--profile", help="quick | full | rules (rules only, no matrix)."),
-    fail_on: str = typer.Option("error", "--fail-on", help="Lowest finding severity that fails the "
-                                                           "review: error, warning, info, or none; "
-                                                           "add ',untested' to fail a review the "
-                                                           "matrix could not judge."),
+    fail_on: str = FailOnOption,
     fmt: str = FormatOption,
     output: Optional[Path] = OutputOption,
     json_out: Optional[Path] = typer.Option(

@@ -62,6 +62,13 @@ def render(s: Series) -> None:
                      markup=False)
     else:
         stdout.print("cover letter: none", markup=False)
+    if not stdout.is_terminal:      # a pipe: whole lines, nothing cut to a width
+        for p in s.patches:
+            stdout.print(V(f"{p.number}/{p.total}  {p.subject}  {p.author}  {len(p.files)} files"
+                           + (f"  {_trailer_summary(p)}" if p.trailers else "")), markup=False)
+        for n in s.notes:
+            stdout.print(f"note: {V(n)}", markup=False)
+        return
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("#", justify="right")
     table.add_column("subject", overflow="fold")

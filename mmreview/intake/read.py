@@ -181,9 +181,14 @@ def _read_range(source: str, tree: Tree | None) -> tuple[str, list[Mail], str | 
     b = b.lstrip(".")   # A...B: take it as A..B
     a_sha = rev_parse(tree.path, a or "HEAD")
     b_sha = rev_parse(tree.path, b or "HEAD")
+    # Which repository a range was read in is half the answer when it is wrong: say it, and how
+    # to name another.
+    hint = ("; run it in your kernel checkout or give --tree PATH" if tree.how != "--tree"
+            else "; --tree names another repository")
     for name, sha in ((a, a_sha), (b, b_sha)):
         if sha is None:
-            raise BadInput(source, f"not a file, and {name!r} is no revision of {tree.path}")
+            raise BadInput(source, f"not a file, and {name or 'HEAD'!r} is no revision of "
+                                   f"{tree.name}{hint}")
     # The pathspec makes format-patch leave out empty commits (b4 prep's cover letter) before it
     # numbers the rest; without it they are dropped after numbering and [PATCH 1/n] goes missing.
     proc = run_git(tree.path, "format-patch", "--stdout", "--no-signature", "--no-color",
@@ -192,7 +197,8 @@ def _read_range(source: str, tree: Tree | None) -> tuple[str, list[Mail], str | 
         msg = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["failed"])[-1]
         raise BadInput(source, f"git format-patch failed: {msg}")
     if not proc.stdout.strip():
-        raise BadInput(source, "the range has no commits (merges are left out)")
+        raise BadInput(source, f"the range has no commits in {tree.name} (merges and empty "
+                               f"commits are left out){hint}")
     return "range", _mails_from_bytes(source, proc.stdout, "range"), a_sha
 
 

@@ -57,6 +57,23 @@ class Tree:
 
     path: Path          # what the user named (work tree or bare repo)
     gitdir: Path
+    how: str = "--tree"  # how it was chosen: "--tree", "the checkout you are in", "the provisioned default"
+
+    @property
+    def kernel(self) -> str | None:
+        """VERSION.PATCHLEVEL when this is a provisioned tree (trees/linux-7.3.git), else None."""
+        try:
+            rel = self.path.resolve().relative_to(trees_dir().resolve())
+        except ValueError:
+            return None
+        m = re.fullmatch(r"linux-(\d+\.\d+)\.git", str(rel))
+        return m.group(1) if m else None
+
+    @property
+    def name(self) -> str:
+        """The tree as a review's header names it: which kernel or which checkout, and why it."""
+        what = f"kernel {self.kernel} (provisioned)" if self.kernel else str(self.path)
+        return f"{what}, {self.how}"
 
     def rev(self, rev: str) -> str | None:
         return rev_parse(self.path, rev)
@@ -72,13 +89,36 @@ class Tree:
         return run_git(self.path, "cat-file", "-e", f"{rev}:{path}", check=False).returncode == 0
 
 
-def open_tree(path: str | Path | None) -> Tree:
-    """The tree named by --tree, or the provisioned default; BadInput if it is no kernel git tree."""
+def checkout_here(cwd: str | Path | None = None) -> Tree | None:
+    """The kernel checkout the current directory is in (like git and b4 take it), or None when it
+    is in no git work tree or in one that is no kernel (no lib/maple_tree.c at HEAD)."""
+    here = Path(cwd or os.getcwd())
+    proc = run_git(here, "rev-parse", "--show-toplevel", check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return None
+    top = Path(proc.stdout.decode().strip())
+    gd = git_dir(top)
+    if gd is None:
+        return None
+    tree = Tree(path=top.resolve(), gitdir=gd, how="the checkout you are in")
+    if tree.rev("HEAD") is None or not tree.has_file("HEAD", KERNEL_MARKER):
+        return None
+    return tree
+
+
+def open_tree(path: str | Path | None, cwd: str | Path | None = None) -> Tree:
+    """The tree named by --tree, else the kernel checkout the current directory is in, else the
+    provisioned default; BadInput if it is no kernel git tree."""
+    how = "--tree"
     if path is None:
+        here = checkout_here(cwd)
+        if here is not None:
+            return here
         p = default_tree_path()
+        how = "the provisioned default (not in a kernel checkout; --tree names another)"
         if not (p / "HEAD").exists():
-            raise BadInput(str(p), "the default tree is not provisioned; run `mmreview tree init` "
-                                   "or give --tree PATH")
+            raise BadInput(str(p), "not in a kernel checkout, and the default tree is not "
+                                   "provisioned; run `mmreview tree init`, or give --tree PATH")
     else:
         p = Path(path).expanduser()
         if not p.exists():
@@ -90,7 +130,7 @@ def open_tree(path: str | Path | None) -> Tree:
     gd = git_dir(p)
     if gd is None:
         raise BadInput(str(path or p), "not a git repository")
-    tree = Tree(path=p.resolve(), gitdir=gd)
+    tree = Tree(path=p.resolve(), gitdir=gd, how=how)
     if tree.rev("HEAD") is None:
         raise BadInput(str(path or p), "the git repository has no commits")
     if not tree.has_file("HEAD", KERNEL_MARKER):

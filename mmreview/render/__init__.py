@@ -311,12 +311,16 @@ def render_terse(review: Review, **_opts) -> str:
         if not p.ok and p.state == "failed":
             why = ", ".join(p.conflict_files) or (p.message.splitlines() or ["git am failed"])[0]
             out.append(f"ERROR: patch {p.number} did not apply: {why}")
+    # "ERROR:" exactly for what fails the review (the exit code says the same); the rest warns,
+    # an error-level finding below --fail-on saying so rather than reading as a failure.
     failing = {id(f) for f in review.failing_findings()}
     for f in review.findings:
-        level = "ERROR" if id(f) in failing else f.severity.upper()
-        out.append(f"{level}: {f.rule}: {f.file}:{f.line}: {f.message}")
+        fails = id(f) in failing
+        level = "ERROR" if fails else ("INFO" if f.severity == "info" else "WARNING")
+        below = "" if fails or f.severity != "error" else f" (error, below --fail-on {review.fail_on})"
+        out.append(f"{level}: {f.rule}: {f.file}:{f.line}: {f.message}{below}")
     for c in review.new_failures():
         out.append(f"ERROR: new failure: {c.target} {c.suite}/{c.binary}: {cell_detail(c)}")
-    if review.verdict == "untested" and review.fail_on_untested:
+    if review.verdict == "incomplete" or (review.verdict == "untested" and review.fail_on_untested):
         out.append(f"ERROR: {review.summary()}")
     return "".join(l + "\n" for l in out)

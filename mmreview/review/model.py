@@ -101,6 +101,7 @@ class TreeInfo:
     base_rev: str
     base_reason: str
     tip_sha: str
+    name: str = ""               # which tree and why it (the checkout you are in, --tree, the default)
 
 
 @dataclass
@@ -111,6 +112,9 @@ class PatchApply:
     commit: str | None = None
     conflict_files: list[str] = field(default_factory=list)
     message: str = ""
+    diagnosis: str = ""          # why it failed, in kind (apply.diagnose): "", base-lacks-lines, ...
+    detail: list[str] = field(default_factory=list)   # the failing hunk and the nearest base lines
+    applies_on: list[str] = field(default_factory=list)  # other trees the series applies on
 
     @property
     def ok(self) -> bool:
@@ -216,7 +220,13 @@ class Review:
             p = self.failed_patch
             assert p is not None
             where = f" ({', '.join(p.conflict_files)})" if p.conflict_files else ""
-            return f"did not apply: patch {p.number}/{len(self.apply)} \"{p.subject}\"{where}"
+            text = f"did not apply: patch {p.number}/{len(self.apply)} \"{p.subject}\"{where}"
+            if p.diagnosis:
+                from mmreview.apply.diagnose import DESCRIBE
+                text += f": {DESCRIBE.get(p.diagnosis, p.diagnosis)}"
+            if p.applies_on:
+                text += f"; applies on: {', '.join(p.applies_on)}"
+            return text
         if v == REGRESSIONS and not self.new_failures():
             return f"regressions: {self.per_patch[0].describe()}"
         if v == REGRESSIONS:

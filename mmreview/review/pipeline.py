@@ -36,6 +36,7 @@ class CheckRequest:
     source: str                          # SERIES: mbox, dir, maildir, "-", A..B, or a Message-ID
     tree: str | None = None
     base: str | None = None
+    base_why: str | None = None          # where `base` came from, when not the user's --base
     arch: str | None = None              # "x86_64,arm64"; None: every target
     suite: str | None = None
     binary: str | None = None
@@ -98,13 +99,16 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
         base = committed_parent(tree.path, series)
     # A range of the tree (the pre-push case) is already committed: review those commits as
     # they are instead of applying them again.
-    committed = committed_checkout(tree, series, base) if series.kind == "range" else None
+    why = req.base_why if base == req.base else None
+    committed = committed_checkout(tree, series, base, why) if series.kind == "range" else None
     with (nullcontext(committed) if committed else
-          apply_series(tree, series, base=base, progress=report)) as co:
+          apply_series(tree, series, base=base, progress=report, why=why)) as co:
         res = co.result
-        review = new_review(series, str(tree.path), res, [i for _, i in targets], req)
-        # Rules run on the applied part even when a later patch did not apply.
-        if co.commits and req.rules:
+        review = new_review(series, str(tree.path), res, [i for _, i in targets], req,
+                            tree_name=tree.name)
+        # Rules run on the applied part even when a later patch did not apply, and the rules
+        # that need only the patch text (checkpatch) on every patch.
+        if series.patches and req.rules:
             report("rules", 0, 1)
             _rules(review, series, co, req)
             report("rules", 1, 1)
@@ -130,16 +134,17 @@ def _as_lone_patch(mail: bytes) -> bytes:
     return _COUNTER.sub(rb"\1]", head, count=1) + sep + body
 
 
-def committed_checkout(tree, series, base: str | None):
+def committed_checkout(tree, series, base: str | None, why: str | None = None):
     """A Checkout over the tree's own commits of a range series (read-only: every later stage
     reads through `git -C path`, `show` and `export`); None if they do not line up with the
     series' patches one to one (then the series is applied as usual)."""
     from mmreview.apply.checkout import APPLIED, AppliedPatch, ApplyResult, Checkout, choose_base
     from mmreview.common.git import git_out
-    base_sha, base_rev, reason = choose_base(tree, series, base)
+    base_sha, base_rev, reason = choose_base(tree, series, base, why)
     tip = series.source.partition("..")[2].lstrip(".") or "HEAD"
+    # `-- .` leaves out empty commits, as intake's format-patch does (b4 prep's cover letter).
     commits = git_out(tree.path, "rev-list", "--reverse", "--no-merges", "--topo-order",
-                      f"{base_sha}..{tip}").split()
+                      f"{base_sha}..{tip}", "--", ".").split()
     if len(commits) != len(series.patches):
         return None
     if git_out(tree.path, "rev-list", "--count", "--merges", f"{base_sha}..{tip}") != "0":
@@ -148,7 +153,7 @@ def committed_checkout(tree, series, base: str | None):
                for p, c in zip(series.patches, commits)]
     return Checkout(tree=tree, path=tree.path,
                     result=ApplyResult(base_sha=base_sha, base_rev=base_rev,
-                                       base_reason=reason + " (the range's own commits, not re-applied)",
+                                       base_reason=reason + "; its own commits, not re-applied",
                                        patches=patches))
 
 
@@ -177,14 +182,16 @@ def committed_parent(repo, series) -> str:
 
 
 def new_review(series, tree_path: str, res, targets: list[TargetInfo],
-               req: CheckRequest) -> Review:
+               req: CheckRequest, tree_name: str = "") -> Review:
     """A Review of an applied series, before rules and matrix add to it."""
     return Review(
         series=SeriesSummary.from_series(series),
         tree=TreeInfo(path=tree_path, base_sha=res.base_sha, base_rev=res.base_rev,
-                      base_reason=res.base_reason, tip_sha=res.tip_sha),
+                      base_reason=res.base_reason, tip_sha=res.tip_sha, name=tree_name),
         apply=[PatchApply(number=p.number, subject=p.subject, state=p.state, commit=p.commit,
-                          conflict_files=list(p.conflict_files), message=p.message)
+                          conflict_files=list(p.conflict_files), message=p.message,
+                          diagnosis=p.diagnosis, detail=list(p.detail),
+                          applies_on=list(p.applies_on))
                for p in res.patches],
         targets=list(targets), profile=req.profile, fail_on=req.fail_on,
         fail_on_untested=req.fail_on_untested, notes=list(req.notes))

@@ -164,6 +164,9 @@ class RuleContext(DefinitionLookup):
         self.series = series
         self.checkout = checkout
         self.patches = changes
+        # The series' patches from the first that did not apply: a rule that needs only the patch
+        # text (NEEDS = "diff") checks them too, on the diff alone.
+        self.unapplied = list(series.patches[len(changes):])
         self.base_rev = checkout.base_sha
         self.tip_rev = changes[-1].rev_after if changes else checkout.base_sha
         self.rule: Rule | None = None
@@ -297,6 +300,14 @@ class RuleContext(DefinitionLookup):
                        patch=pc.number, patch_subject=pc.subject, file=path, line=line,
                        function=function, message=message, excerpt=list(excerpt or []))
 
+    def diff_finding(self, patch, path: str, line: int, message: str, excerpt: list[str] | None = None,
+                     rule: str | None = None, severity: str | None = None) -> Finding:
+        """A finding on a patch that did not apply, read from its text alone (line: the mail's)."""
+        assert self.rule is not None
+        return Finding(rule=rule or self.rule.id, severity=severity or self.rule.info.severity,
+                       patch=patch.number, patch_subject=patch.subject, file=path, line=line,
+                       function=None, message=message, excerpt=list(excerpt or []), checked_on="diff")
+
     def skip(self, path: str | None, reason: str) -> None:
         assert self.rule is not None
         self.not_applied.append(NotApplied(rule=self.rule.id, file=path, reason=reason))
@@ -392,6 +403,16 @@ def run_rules(series, checkout, ignore=(), only=None, rules: list[Rule] | None =
                        seconds=seconds, notes=notes)
 
 
+def needs_diff_only(rule: Rule) -> bool:
+    """A rule that reads only the patch text (checkpatch) runs on patches that did not apply too."""
+    return getattr(rule.module, "NEEDS", "applied") == "diff"
+
+
+def _numbers(patches) -> str:
+    nums = [p.number for p in patches]
+    return f"patch {nums[0]}" if len(nums) == 1 else f"patches {nums[0]}-{nums[-1]}"
+
+
 def _run_each(rules, ctx, only, ignored, findings, ran, seconds, changes, index) -> None:
     for rule in rules:
         if only is not None and not _matches(rule.id, only):
@@ -399,6 +420,12 @@ def _run_each(rules, ctx, only, ignored, findings, ran, seconds, changes, index)
         if _matches(rule.id, ignored):
             continue
         ctx.rule = rule
+        if ctx.unapplied and not needs_diff_only(rule):
+            # Said, never a silent gap: which patches the rule could not read, and why.
+            ctx.skip(None, f"not run on {_numbers(ctx.unapplied)}: patch {ctx.unapplied[0].number} "
+                           "did not apply, and the rule reads the code as applied")
+            if not changes:
+                continue            # it has nothing to read at all: it did not run
         t0 = time.monotonic()
         got = rule.module.check(ctx) or []
         seconds[rule.id] = time.monotonic() - t0
