@@ -24,6 +24,8 @@ from mmreview.common.errors import InfraError
 from mmreview.common.git import git_out, run_git
 
 ID = "checkpatch"
+# It reads only the patch text (and the base's script): a patch that did not apply is checked too.
+NEEDS = "diff"
 SEVERITY = "warning"       # each finding keeps checkpatch's own level (ERROR -> error, WARNING -> warning)
 TITLE = "scripts/checkpatch.pl of the tree under review"
 RATIONALE = """
@@ -167,7 +169,7 @@ def applied_line(mail_diff: str, applied, path: str, line: int) -> int:
 
 
 def check(ctx):
-    if not ctx.patches:
+    if not ctx.patches and not ctx.unapplied:
         return []
     with tempfile.TemporaryDirectory(prefix="mmreview-checkpatch-") as tmp:
         # the BASE's script: a series must not run code it brings, nor change its own check
@@ -178,6 +180,7 @@ def check(ctx):
             return []
         patches = {p.number: p for p in ctx.series.patches}
         todo = [(pc, patches[pc.number]) for pc in ctx.patches]
+        todo += [(None, p) for p in ctx.unapplied]     # did not apply: the patch text alone
         # the checkout's repository: the series' commits, and the tree's objects and history
         gap = history_gap(ctx.checkout.tree.path, ctx.base_rev)
         git_dir = None if gap else Path(ctx.checkout.path) / ".git"
@@ -186,6 +189,9 @@ def check(ctx):
                                                              git_dir=git_dir), todo))
     out = []
     for (pc, patch), text in zip(todo, outputs):
+        if pc is None:
+            out += _on_diff(ctx, patch, text, gap)
+            continue
         if text is None:
             out.append(ctx.finding(pc, "", 0, f"checkpatch.pl did not finish within {TIMEOUT} s on this "
                                    "patch and was stopped; the patch is not checkpatch-checked",
@@ -213,4 +219,24 @@ def check(ctx):
                            "as __print_symbolic() takes; it cannot be parenthesised)")
             out.append(ctx.finding(pc, path or "", line, msg, function=fn, excerpt=excerpt,
                                    rule=f"checkpatch:{typ}", severity=severity))
+    return out
+
+
+def _on_diff(ctx, patch, text, gap):
+    """Findings on a patch that did not apply: checkpatch's own lines and levels, as the mail
+    numbers them (no applied code to map them to, nor to find the function in)."""
+    if text is None:
+        return [ctx.diff_finding(patch, "", 0, f"checkpatch.pl did not finish within {TIMEOUT} s on "
+                                 "this patch and was stopped; the patch is not checkpatch-checked",
+                                 rule="checkpatch:TIMEOUT", severity="warning")]
+    out = []
+    for level, typ, msg, path, line, excerpt in parse_output(text):
+        severity = level.lower()
+        if gap and typ in NEEDS_HISTORY:
+            severity, msg = _without_history(typ, severity, msg, gap)
+        elif path and path.startswith(USERLAND_TESTS) and typ in NOT_FOR_TESTS:
+            severity = "info"
+            msg = f"{msg} (info: {NOT_FOR_TESTS[typ]})"
+        out.append(ctx.diff_finding(patch, path or "", line, msg, excerpt=excerpt,
+                                    rule=f"checkpatch:{typ}", severity=severity))
     return out

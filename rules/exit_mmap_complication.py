@@ -14,7 +14,23 @@ Forms it takes in code (each found by what it means, not by one spelling):
   tear_down_vmas() (a variable where the exit path passed ULONG_MAX) or a new one, a new loop condition or
   for_each_vma_range() bound in the VMA walk, a new limit-like field of the unmap description, a
   new parameter of a teardown helper;
-- any of these in a new helper that exit_mmap() calls.
+- any of these in a new helper that exit_mmap() calls;
+- any of these where the kernel keeps its definitions: a marker macro (`#define X xa_mk_value(...)`)
+  stored where dup_mmap() fails and a `static inline` predicate of a header testing for it, called
+  from exit_mmap(); a header macro or inline, or a function of another .c file, called on the failure
+  path that sets the state; a helper declared in a header and defined in another .c file that reads
+  it.  The tree's own definitions count as well (check_stable_address_space() in
+  include/linux/oom.h reads MMF_UNSTABLE), found wherever the tree defines them.
+The message names what the series did: the series' own line where the state is set and the line
+where exit pays for it; when one line reads both the base's state and the series' (an old
+xa_is_zero() test left next to a new predicate), the series' is the one named.
+
+MMF_UNSTABLE is decided so: it is failure state where dup_mmap() sets it (6.12.117 and 7.x set it on
+the failure path; 6.1 does not), and reading it on the exit path is then a finding, because the OOM
+reaper sets the same flag: the exit path cannot tell a reaped mm from a failed fork by it, so a test
+of it there either serves the failed fork (the reviewer's objection) or makes every OOM victim's
+teardown take the failed fork's shortcut.  Where only the OOM reaper sets it (6.1), reading it is
+about the reaper and is not reported.
 Fine and not reported: dup_mmap() undoing its own partial copy (a bound passed from dup_mmap()), a
 flag set on the failure path that only fork's own error handling reads, comments in exit_mmap().
 """
@@ -22,8 +38,9 @@ flag set on the failure path that only fork's own error handling reads, comments
 import re
 
 from mmreview.rules.analysis.cparse import identifiers, nodes_of
-from mmreview.rules.analysis.forkfail import (HISTORIC, State, failure_calls, failure_states, reachable,
-                               set_anywhere, states_in)
+from mmreview.rules.analysis.forkfail import (FLAG_SETTERS, HISTORIC, TREE_STORES, State, failure_calls,
+                                              failure_nodes, failure_states, reachable, set_anywhere,
+                                              states_in)
 from mmreview.rules.helpers import changed_functions, in_mm
 
 ID = "exit-mmap-complication"
@@ -59,6 +76,12 @@ DEPTH = 3                    # exit_mmap() -> unmap_vmas() -> unmap_single_vma()
 LIMITISH = re.compile(r"max|limit|end|stop|fail|zero|dup|last|bound", re.I)
 WHOLE = re.compile(r"^\s*([A-Z][A-Z0-9_]*|\d+[UL]*|0x[0-9a-fA-F]+[UL]*|NULL|true|false)\s*$")
 RELATIONAL = {"<", "<=", ">", ">="}
+# fork-failure state another path sets as well: said in the message, the author must say which is meant
+ALSO_SET_BY = {"MMF_UNSTABLE": "the OOM reaper (__oom_reap_task_mm()) sets MMF_UNSTABLE as well, so the "
+                               "exit path cannot tell a reaped mm from a failed fork by it"}
+# definitions whose mention of a state is no read of it
+NOT_READERS = TEARDOWN | {"dup_mmap", "dup_mm"}
+MACRO_LIKE = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
 WHY = ("every exiting task pays for a rare dup_mmap() failure; undo the failed copy in dup_mmap() "
        "before the lock is dropped instead")
 
@@ -94,6 +117,10 @@ def _fork_states(ctx, changed) -> dict[str, State]:
                 found.setdefault(tok, State(tok, kind, ch.path, ln, ch.pc.number,
                                             f"in {ch.fn.name}(), called where dup_mmap() fails: "
                                             + ch.cf.line_text(ln).strip()))
+    for ch in changed:       # a macro, a header's inline, another file's function on the failure path
+        if ch.path in homes and ch.fn.name == "dup_mmap":
+            for st in _through_definitions(ctx, ch):
+                found.setdefault(st.token, st)
     for path in homes:
         cf = ctx.cfile(ctx.base_rev, path)
         fn = cf.function_named("dup_mmap") if cf else None
@@ -111,6 +138,71 @@ def _fork_states(ctx, changed) -> dict[str, State]:
                 if found.get(tok) and found[tok].kind != "tree marker":
                     del found[tok]
     return found
+
+
+def _through_definitions(ctx, ch) -> list[State]:
+    """State set by what the series' new failure-path lines of dup_mmap() call: a macro or inline of
+    a header, a function of another file.  A definition the series wrote is pointed at on its own
+    line; the tree's own, at the series' call."""
+    out = []
+    for node in failure_nodes(ch.fn):
+        for call in ch.cf.calls(node):
+            if call.line not in ch.lines or call.name in FLAG_SETTERS or call.name in TREE_STORES or \
+                    call.name == "dup_mmap" or NOT_TEARDOWN.match(call.name):
+                continue
+            d = ctx.definition(call.name, ch.pc.rev_after)
+            if d is None or (d.path == ch.path and d.kind == "function"):
+                continue        # same-file helpers: _fork_states() reads the series' own lines
+            body = d.fn.node.child_by_field_name("body")
+            for tok, kind, ln in states_in([body] if body is not None else [], d.fn, None):
+                set_text = d.cf.line_text(ln).strip()
+                if d.patch:
+                    out.append(State(tok, kind, d.path, ln, d.patch,
+                                     f"in {d.name}() ({d.kind}), called where dup_mmap() fails "
+                                     f"({ch.path}:{call.line}): {set_text}"))
+                else:
+                    out.append(State(tok, kind, ch.path, call.line, ch.pc.number,
+                                     f"{ch.cf.line_text(call.line).strip()} ({d.name}(), {d.describe()}, "
+                                     f"sets it: {set_text})"))
+    return out
+
+
+class _Derived:
+    """Names that read fork-failure state for whoever calls them: macros and functions whose body
+    names a state token (a header's `static inline` predicate testing the series' marker, the
+    tree's check_stable_address_space() testing MMF_UNSTABLE), found in the series' files and, one
+    level deep, wherever the tree defines them at the base; computed the first time a new line of
+    the exit path calls something the rule does not know."""
+
+    def __init__(self, ctx, states):
+        self.ctx, self.states = ctx, states
+        self.map: dict[str, tuple[State, list]] | None = None
+
+    def get(self, name: str):
+        if self.map is None:
+            self.map = self._build()
+        return self.map.get(name)
+
+    def _build(self) -> dict[str, tuple[State, list]]:
+        out: dict[str, tuple[State, list]] = {}
+        level = {t: (s, []) for t, s in self.states.items() if s.kind in ("mm flag", "tree marker") or s.patch}
+        for depth in range(3):
+            if not level:
+                break
+            got = self.ctx.mentioning(set(level), base=depth == 0)
+            nxt: dict[str, tuple[State, list]] = {}
+            for tok, defs in got.items():
+                s, chain = level[tok]
+                for d, ln in defs:
+                    if d.name in self.states or d.name in out or d.name in nxt or d.name in NOT_READERS:
+                        continue
+                    body = d.fn.node.child_by_field_name("body")
+                    if tok in {t for t, _, _ in states_in([body] if body is not None else [], d.fn, None)}:
+                        continue        # it sets the state (the OOM reaper), it does not test it
+                    nxt[d.name] = (s, chain + [(d, ln)])
+            out.update(nxt)
+            level = nxt
+        return out
 
 
 class _Reach:
@@ -136,21 +228,52 @@ def _chain(chain: tuple[str, ...]) -> str:
 def _set_where(s: State) -> str:
     if not s.path:
         return f"the {s.kind} a failed dup_mmap() has left in the tree on earlier kernels"
-    return f"{s.kind} {s.token} set where dup_mmap() fails, {s.where()}: {s.text}"
+    return f"{s.kind} {s.token} set where dup_mmap() fails, {s.where()}: {s.text.rstrip(';')}"
 
 
-def _reads(ctx, ch, states, chain):
-    out = []
-    done = set()
+def _rank(cand) -> tuple:
+    """The series' own state first, then state read through the series' own definition, then the
+    base's, then what earlier kernels did."""
+    s, _, via = cand
+    return (0 if s.patch else 1 if any(d.patch for d, _ in via) else 2 if s.path else 3, len(via))
+
+
+def _candidates(ch, states) -> set[str]:
+    """Names on the new lines the rule does not know yet: calls and macro-like identifiers."""
+    names = {c.name for c in ch.cf.calls(ch.fn) if c.line in ch.lines}
+    names |= {n for n, _ in identifiers(ch.fn, ch.lines) if MACRO_LIKE.match(n)}
+    return {n for n in names if n not in states and not NOT_TEARDOWN.match(n) and n not in TEARDOWN}
+
+
+def _reads(ctx, ch, states, chain, derived):
+    by_line: dict[int, list] = {}
+    seen: set[str] = set()
+    unknown = _candidates(ch, states)
     for name, ln in identifiers(ch.fn, ch.lines):
-        s = states.get(name)
-        if s is None or name in done:
+        if name in seen:
             continue
-        done.add(name)
-        via = f" (reached from {_chain(chain)})" if len(chain) > 1 else ""
-        excerpt = [ch.cf.line_text(ln).strip()] + ([f"{s.path}:{s.line}: {s.text}"] if s.path else [])
-        out.append(ch.finding(ctx, ln, f"{ch.fn.name}(){via} reads {name}, {_set_where(s)}; {WHY}",
-                              excerpt=excerpt))
+        if name in states:
+            cand = (states[name], name, [])
+        elif name in unknown and (d := derived.get(name)) is not None:
+            cand = (d[0], name, d[1])
+        else:
+            continue
+        seen.add(name)
+        by_line.setdefault(ln, []).append(cand)
+    out = []
+    via_reach = f" (reached from {_chain(chain)})" if len(chain) > 1 else ""
+    for ln, cands in sorted(by_line.items()):
+        s, name, via = min(cands, key=_rank)
+        through = ""
+        if via:
+            through = " through " + " -> ".join(f"{d.name}() ({d.describe()})" for d, _ in via)
+        read = s.token if via else name
+        also = f" ({ALSO_SET_BY[s.token]})" if s.token in ALSO_SET_BY else ""
+        excerpt = [ch.cf.line_text(ln).strip()]
+        excerpt += [f"{d.path}:{dl}: {d.cf.line_text(dl).strip()}" for d, dl in via]
+        excerpt += [f"{s.path}:{s.line}: {s.text}"] if s.path else []
+        out.append(ch.finding(ctx, ln, f"{ch.fn.name}(){via_reach} reads {read}{through}, "
+                                       f"{_set_where(s)}{also}; {WHY}", excerpt=excerpt))
     return out
 
 
@@ -272,6 +395,7 @@ def check(ctx):
         return []
     reach = _Reach(ctx, changed)
     states = None
+    derived = None
     out = []
     for ch in changed:
         chains = reach.chains
@@ -281,8 +405,9 @@ def check(ctx):
             continue
         if states is None:
             states = _fork_states(ctx, changed)
+            derived = _Derived(ctx, states)
         chain = chains.get(ch.fn.name, (ch.fn.name,))
-        found = _reads(ctx, ch, states, chain)
+        found = _reads(ctx, ch, states, chain, derived)
         # the walk itself: exit_mmap(), what it calls directly, and the named steps
         if len(chain) <= 2 or ch.fn.name in TEARDOWN:
             lines = {f.line for f in found}

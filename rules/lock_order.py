@@ -8,6 +8,10 @@ Forms it takes in code: the two lock calls in one function (write or read varian
 behind a writer deadlocks as well); a lock taken inside a helper of the same file, up to four calls
 deep, while the caller holds an inner one; a take_rmap_locks()-style wrapper that returns with a
 lock held, followed by an outer lock; an outer lock taken while a successful trylock's lock is held.
+The helpers are followed where the kernel keeps them: a macro or `static inline` of a header
+(mm/internal.h, include/linux/*.h) or a function of another .c file that the series adds or changes,
+and the tree's own header macros and inlines that take a lock of the hierarchy (found wherever the
+tree defines them, at the base).  The message names the definition and the patch that wrote it.
 Fine and not reported: a trylock against the order (it cannot deadlock); a lock taken after the
 wrapper that drops it (drop_rmap_locks()); the other arm of an if/else, or after a jump away; a
 helper that takes an inner lock under an outer one.
@@ -16,7 +20,9 @@ A series that edits the documented order itself gets a warning of its own at tha
 order needs its own review, and the series' code is still checked against the base's.
 """
 
-from mmreview.rules.analysis.lockorder import NoHierarchy, lock_event, parse_hierarchy, summaries, violations
+from mmreview.rules.analysis.defs import definitions
+from mmreview.rules.analysis.lockorder import (ACQUIRE, TRYLOCK, NoHierarchy, lock_event, parse_hierarchy,
+                                              summaries, violations)
 
 ID = "lock-order"
 SEVERITY = "error"
@@ -74,6 +80,44 @@ def _comment_diff(fc, hier) -> list[str]:
             + [f"+{ln.text}" for ln in fc.added if first <= ln.no <= last])[:8]
 
 
+class _Resolver:
+    """name -> its definition for the helper walk: the series' own (any file it changes, as patch
+    `rev` leaves it), else, for a function that takes a lock itself, the tree's header macros and
+    inlines that name a lock API of the hierarchy (one search, at the first need)."""
+
+    def __init__(self, ctx, rev, base):
+        self.ctx, self.rev, self.base = ctx, rev, base
+
+    def __call__(self, name):
+        d = self.ctx.series_definition(name, self.rev)
+        if d is not None:
+            return d
+        if not self.base:
+            return None
+        return _tree_definition(self.ctx, name)
+
+
+def _tree_locks(ctx) -> dict:
+    """name -> file: the tree's header macros and inlines naming a lock API of the hierarchy."""
+    key = ("lock-order", "tree")
+    if key not in ctx._defs:
+        ctx._defs[key] = ctx.tree_names(set(ACQUIRE) | set(TRYLOCK), headers_only=True)
+    return ctx._defs[key]
+
+
+def _tree_definition(ctx, name):
+    path = _tree_locks(ctx).get(name)
+    cf = ctx.cfile(ctx.base_rev, path) if path else None
+    return definitions(cf, path).get(name) if cf is not None else None
+
+
+def _called(ctx, pc, name, line, resolver) -> str:
+    """`(in helper(), called at line N)`, saying where a helper of another file is defined."""
+    d = resolver(name) if resolver is not None else None
+    where = f", {d.describe()}" if d is not None else ""
+    return f"(in {name}(){where}, called at line {line})"
+
+
 def check(ctx):
     hier, edits = hierarchy(ctx)
     if hier is None:
@@ -83,9 +127,9 @@ def check(ctx):
                        "(this series is checked against the order of its base)", severity="warning",
                        excerpt=_comment_diff(fc, hier))
            for pc, fc, line in edits]
+    resolvers: dict = {}
     for pc, fc, cf in ctx.c_changes():
         added = fc.added_numbers
-        helpers = summaries(cf)
         seen_fns = set()
         for ln in fc.added:
             fn = cf.function_at(ln.no)
@@ -93,12 +137,18 @@ def check(ctx):
                 continue
             seen_fns.add(fn.name)
             order = hier.order_for(fc.path, fn.name)
-            found = violations(cf.calls(fn), order, helpers)
+            calls = cf.calls(fn)
+            # the tree's lock helpers are looked up only for a function that takes a lock itself
+            base = any(lock_event(c.name, c.args) for c in calls)
+            resolver = resolvers.setdefault((pc.rev_after, base), _Resolver(ctx, pc.rev_after, base))
+            helpers = summaries(cf, resolver)
+            found = violations(calls, order, helpers)
             if not found:
                 continue
             before = set()
             for pcf, pfn in ctx.prior_function(pc, fc.path, fn.name):
-                before |= _pairs(pcf.calls(pfn), order, summaries(pcf))
+                prior = resolvers.setdefault((pc.rev_before, base), _Resolver(ctx, pc.rev_before, base))
+                before |= _pairs(pcf.calls(pfn), order, summaries(pcf, prior))
             for v in found:
                 held, taken, o = v.held_call, v.taken_call, v.order
                 if taken.line not in added and held.line not in added:
@@ -107,9 +157,13 @@ def check(ctx):
                     continue
                 line = taken.line if taken.line in added else held.line
                 how = (f"({taken.name}, line {taken.line})" if lock_event(taken.name, taken.args)
-                       else f"(in {taken.name}(), called at line {taken.line})")
+                       else _called(ctx, pc, taken.name, taken.line,
+                                    None if cf.function_named(taken.name) else resolver))
+                held_how = held.name if lock_event(held.name, held.args) or cf.function_named(held.name) \
+                    else _called(ctx, pc, held.name, held.line, resolver)[1:-1].replace(
+                        f", called at line {held.line}", "")
                 msg = (f"{fn.name}() takes {o.before} {how} while holding "
-                       f"{o.after} ({held.name}, line {held.line}); {RMAP} orders "
+                       f"{o.after} ({held_how}, line {held.line}); {RMAP} orders "
                        f"\"{o.before_line}\" (line {o.before_no}) above \"{o.after_line}\" "
                        f"(line {o.after_no})")
                 out.append(ctx.finding(pc, fc.path, line, msg, function=fn.name,

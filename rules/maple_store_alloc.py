@@ -10,6 +10,11 @@ int is dropped - as a statement, cast to (void), only WARN_ON()'d, or tested wit
 reports (pr_warn(), WARN(), an empty block); a preallocation (mas_preallocate(), vma_iter_prealloc(),
 mas_expected_entries()) whose failure is not checked, so the mas_store_prealloc()/vma_iter_store()
 after it stores with no nodes.
+The same through a definition where the kernel keeps it: a macro, a header's `static inline`, or a
+function of another .c file that returns an int and makes one of these stores or preallocations
+(the tree's vma_iter_clear_gfp(), a series' `#define ... mtree_store_range(...)` in mm/internal.h)
+is that store to its caller: its result dropped is the store's failure dropped, and a wrapped
+preallocation left unchecked leaves the prepared store after it without nodes.
 Fine and not reported: a checked preallocation followed by mas_store_prealloc(); a store whose
 result is returned, assigned and tested, or tested with an unwind (goto, return, unlock).
 """
@@ -44,6 +49,48 @@ PREPARED_STORES = {"mas_store_prealloc", "vma_iter_store", "vma_iter_store_new",
                    "vma_iter_store_overwrite", "mas_store"}
 # what a branch may do and still undo nothing: report the failure
 REPORTS = re.compile(r"^(pr_\w+|printk\w*|WARN\w*|VM_WARN\w*|dump_stack|trace_\w+)$")
+
+
+def _returns_int(d) -> bool:
+    """The definition gives its caller a value: a macro (what it expands to), or a function whose
+    return type is no void."""
+    if d.kind == "macro":
+        return True
+    head = " ".join(d.cf.text_lines[d.fn.start - 1:d.fn.body_start]).split(d.name + "(")[0]
+    return "void" not in head.split() and "bool" not in head.split()
+
+
+def _wrapped(d) -> str | None:
+    """The allocating store or preallocation whose failure `d` hands to its caller, or None."""
+    if not _returns_int(d):
+        return None
+    for c in d.cf.calls(d.fn):
+        if c.name in CHECKED_STORES or c.name in CHECKED_PREALLOC:
+            return c.name
+    return None
+
+
+class _Wrappers:
+    """name -> (definition, the store it wraps): the series' own definitions in any file it changes,
+    and the tree's at the base wherever it keeps them (one search, on the first call the rule does
+    not know whose result is dropped)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.map = None
+
+    def get(self, name: str):
+        if self.map is None:
+            self.map = {}
+            found = self.ctx.mentioning(CHECKED_STORES | CHECKED_PREALLOC)
+            for defs in found.values():
+                for d, _ in defs:
+                    if d.name in CHECKED_STORES or d.name in CHECKED_PREALLOC or d.name in PREPARED_STORES:
+                        continue
+                    w = _wrapped(d)
+                    if w and d.name not in self.map:
+                        self.map[d.name] = (d, w)
+        return self.map.get(name)
 
 
 def _ignored_result(call) -> str | None:
@@ -93,8 +140,12 @@ def _reports(stmt) -> bool:
     return fn is not None and bool(REPORTS.match(fn.text.decode()))
 
 
+KNOWN = PREALLOC | RANGE | CHECKED_STORES | PREPARED_STORES | WARNS
+
+
 def check(ctx):
     out = []
+    wrappers = _Wrappers(ctx)
     for ch in changed_functions(ctx, lambda path, name: in_mm(path, ctx)):
         if not ch.lines:
             continue
@@ -102,6 +153,23 @@ def check(ctx):
         ranged = False
         unchecked = None        # a preallocation whose failure nobody looks at
         for call in ch.cf.calls(ch.fn):
+            wrap = None
+            if call.line in ch.lines and call.name not in KNOWN and call.name != ch.fn.name and \
+                    not REPORTS.match(call.name) and _ignored_result(call):
+                wrap = wrappers.get(call.name)
+            if wrap is not None and wrap[1] in CHECKED_STORES:
+                d, w = wrap
+                out.append(ch.finding(ctx, call.line, f"{ch.fn.name}(): {call.name}() ({d.describe()}) hands "
+                                      f"on what {w}() returns, which can fail with -ENOMEM, and "
+                                      f"{_ignored_result(call)}: unwind (unlock, free) on failure",
+                                      excerpt=[ch.cf.line_text(call.line).strip(),
+                                               f"{d.path}:{d.line}: {d.cf.line_text(d.line).strip()}"]))
+                continue
+            if wrap is not None:        # a wrapped preallocation: as the preallocation itself
+                prepared = True
+                unchecked = (call, _ignored_result(call) + f" ({call.name}() wraps {wrap[1]}(), "
+                                                           f"{wrap[0].describe()})")
+                continue
             if call.name in PREALLOC:
                 prepared = True
                 if call.name in CHECKED_PREALLOC:

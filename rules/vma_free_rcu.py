@@ -7,6 +7,10 @@ skips it because "nobody can see this one" is a special case the next person mus
 Forms it takes in code: __vm_area_free(); kmem_cache_free() or kmem_cache_free_bulk() on
 vm_area_cachep; kfree()/kvfree()/kmem_cache_free() of a variable the function declares as a struct
 vm_area_struct pointer - outside the functions that implement the RCU path themselves.
+The same through a definition where the kernel keeps it: a macro (`#define ... kmem_cache_free(
+vm_area_cachep, v)`, or a kfree() of the parameter the caller passes a VMA in), a header's
+`static inline`, a function of another .c file that frees the VMA it is given - the series' own, or
+the tree's found wherever it mentions vm_area_cachep - reported at the call.
 Fine and not reported: vm_area_free(); freeing other objects next to a VMA (its anon_vma_name, a
 policy); the implementation of vm_area_free() itself.
 """
@@ -59,7 +63,10 @@ def _vma_vars(fn, cf) -> set[str]:
     text = "\n".join(fn.lines(cf.text_lines))
     out = set()
     for decl in re.findall(r"struct\s+vm_area_struct\s+([^;)(=]*)", text):
-        out |= set(re.findall(r"\*\s*(\w+)", decl))
+        for piece in decl.split(","):
+            if re.search(r"\w+\s+\**\s*\w+", piece.strip()):
+                break           # the next parameter, of another type (`struct anon_vma_name *name`)
+            out |= set(re.findall(r"\*\s*(\w+)", piece))
     return out
 
 
@@ -77,17 +84,66 @@ def _what(call, vmas) -> str | None:
     return None
 
 
+def _bare(arg: str) -> str:
+    return arg.strip().strip("()").strip()
+
+
+def _frees(d, caller_args: list[str], caller_vmas: set[str]) -> str | None:
+    """How definition `d` frees a VMA around vm_area_free() when called with `caller_args`."""
+    vmas = _vma_vars(d.fn, d.cf) if d.kind != "macro" else set()
+    for c in d.cf.calls(d.fn):
+        what = _what(c, vmas)
+        if what is None and d.kind == "macro" and c.name in FREES and c.args and \
+                _bare(c.args[-1]) in d.params:
+            i = d.params.index(_bare(c.args[-1]))
+            if i < len(caller_args) and _bare(caller_args[i]) in caller_vmas:
+                what = f"{c.name}({_bare(c.args[-1])}) of the struct vm_area_struct it is passed"
+        if what:
+            return what
+    return None
+
+
+class _Definitions:
+    """What a call on a new line stands for: the series' own definition (any file it changes), else
+    the tree's among those that mention vm_area_cachep or __vm_area_free (one search, made the first
+    time a new line calls something unknown with a VMA)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.base = None
+
+    def get(self, pc, name: str, passes_vma: bool):
+        d = self.ctx.series_definition(name, pc.rev_after)
+        if d is not None:
+            return d
+        if not passes_vma:
+            return None
+        if self.base is None:
+            self.base = {}
+            for defs in self.ctx.mentioning({"vm_area_cachep", "__vm_area_free"}).values():
+                for dd, _ in defs:
+                    self.base.setdefault(dd.name, dd)
+        return self.base.get(name)
+
+
 def check(ctx):
     out = []
     why = None
+    defs = _Definitions(ctx)
     for ch in changed_functions(ctx, lambda path, name: name not in OWNERS):
         vmas = None
         for call in ch.cf.calls(ch.fn):
             if call.line not in ch.lines:
                 continue
-            if call.name in FREES and vmas is None:
+            if vmas is None:
                 vmas = _vma_vars(ch.fn, ch.cf)
             what = _what(call, vmas or set())
+            if what is None and call.name not in OWNERS and call.name not in FREES and \
+                    call.name != ch.fn.name:
+                d = defs.get(ch.pc, call.name, any(_bare(a) in vmas for a in call.args))
+                how = _frees(d, call.args, vmas) if d is not None and d.name not in OWNERS else None
+                if how:
+                    what = f"{call.name}() ({d.describe()}), which frees it with {how}"
             if what:
                 if why is None:
                     why = _base_free(ctx) or ""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from mmreview.kernel import trees as tree_mod
+from publicinbox import public_inbox, public_inbox_factory  # noqa: F401  (fixtures: a real public-inbox on 127.0.0.1)
 
 REPO = Path(__file__).resolve().parents[1]
 SERIES = REPO / "series"
@@ -104,7 +105,7 @@ def user_clone(kernel_tree: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def provisioned_tree():
-    """A factory: provisioned_tree("7.3") -> the bare repo of that kernel (see mmreview/kernels.py)."""
+    """A factory: provisioned_tree("7.3") -> the bare repo of that kernel (see mmreview/kernel/table.py)."""
     done: dict[str, Path] = {}
 
     def provision(version: str) -> Path:

@@ -164,7 +164,7 @@ def test_base_commit_missing_from_tree_falls_back_to_head(user_clone, made_serie
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--base", "no-such-rev"], "--base no-such-rev: the tree"),
+    (["--base", "no-such-rev"], "--base no-such-rev: no such commit in "),
     (["--tree", "/nonexistent/linux"], "/nonexistent/linux: no such directory"),
 ])
 def test_bad_base_or_tree_is_one_line(user_clone, made_series, cache, args, needle):

@@ -7,8 +7,8 @@ import re
 
 from conftest import mmreview
 
-ORDER = ["check", "series", "apply", "rules", "test", "report", "targets", "setup", "tree", "hook",
-         "worker"]
+ORDER = ["check", "b4-check", "series", "apply", "rules", "test", "report", "targets", "setup", "tree", "hook",
+         "worker", "bot"]
 WIDE = {"COLUMNS": "2000"}     # wide enough that rich wraps nothing: any line break is the text's
 
 
@@ -34,11 +34,11 @@ def test_check_first_then_the_stages_then_set_up():
     rows = _rows(text)
     assert [name for name, _ in rows] == ORDER, rows
     panels = re.findall(r"╭─ (.+?) ─", text)
-    assert panels == ["Options", "Review", "Stages", "Set-up and cluster"]
+    assert panels == ["Options", "Review", "Stages", "Set-up and cluster", "Service"]
 
 
 def test_no_help_text_breaks_mid_sentence():
-    for cmd in [[]] + [[c] for c in ORDER] + [["tree", "init"], ["hook", "run"]]:
+    for cmd in [[]] + [[c] for c in ORDER] + [["tree", "init"], ["hook", "run"], ["bot", "status"]]:
         p = mmreview(*cmd, "--help", env=WIDE)
         assert p.returncode == 0, (cmd, p.stderr)
         text = p.stdout.decode()

@@ -72,4 +72,6 @@ def test_not_a_tty_is_plain_text():
     for make in samples.ALL.values():
         text = render(make(), "terminal", color=False)
         assert "\x1b" not in text
-        assert text.splitlines()[1].startswith("│ ") and make().verdict.upper() in text.splitlines()[1]
+        # verdict first, whole lines, no box drawing (issue 23: the README says plain text)
+        assert text.splitlines()[0].startswith(f"mmreview: {make().verdict.upper()}  ")
+        assert not set(text) & set("│┃━─┏┓┗┛╇╭╮╰╯┡┩❱")

@@ -147,7 +147,7 @@ def test_check_clean_series(tmp_path):
                     "--json-out", str(out), "--quiet")
     assert proc.returncode == 0, proc.stderr.decode()
     text = proc.stdout.decode()
-    assert "CLEAN" in text.splitlines()[1]          # the verdict comes first, in the panel
+    assert text.splitlines()[0].startswith("mmreview: CLEAN")   # the verdict first (plain: a pipe)
     assert "\x1b[" not in text                       # not a tty: no escape codes
     data = json.loads(out.read_text())
     VALIDATOR.validate(data)

@@ -29,7 +29,8 @@ from mmreview.common.errors import BadInput, InfraError
 from mmreview.common.git import git_out, run_git, show_file
 from mmreview.intake.series import Series
 from mmreview.common.rundirs import new_run_dir, remove_stale
-from mmreview.kernel.trees import Tree, cache_dir
+from mmreview.common.paths import worktrees_dir
+from mmreview.kernel.trees import Tree
 
 Progress = Callable[[str, int, int], None]
 
@@ -47,6 +48,9 @@ class AppliedPatch:
     commit: str | None = None
     conflict_files: list[str] = field(default_factory=list)
     message: str = ""                # git's own words when it failed
+    diagnosis: str = ""              # the kind of failure (apply.diagnose), when it failed
+    detail: list[str] = field(default_factory=list)     # the failing hunk and the base's lines
+    applies_on: list[str] = field(default_factory=list)  # other trees the whole series applies on
 
 
 @dataclass
@@ -75,13 +79,21 @@ class ApplyResult:
                 "patches": [asdict(p) for p in self.patches]}
 
 
-def choose_base(tree: Tree, series: Series, base: str | None) -> tuple[str, str, str]:
-    """(sha, rev, reason): --base, else the cover letter's base-commit: if the tree has it, else HEAD."""
+def choose_base(tree: Tree, series: Series, base: str | None,
+                why: str | None = None) -> tuple[str, str, str]:
+    """(sha, rev, reason): --base, else the start of a range, else the cover letter's base-commit:
+    if the tree has it, else HEAD.  `why` says where a given base came from when it was not the
+    user's --base (the pre-push hook's: where the remote is)."""
     if base:
         sha = tree.rev(base)
         if sha is None:
-            raise BadInput(f"--base {base}", f"the tree {tree.path} has no such commit")
-        return sha, base, "given with --base"
+            raise BadInput(f"--base {base}", f"no such commit in {tree.name}")
+        return sha, base, why or "given with --base"
+    if series.kind == "range" and series.base_commit:
+        sha = tree.rev(series.base_commit)
+        if sha:
+            start = series.source.partition("..")[0] or "HEAD"
+            return sha, start, f"the start of the range {series.source}"
     if series.base_commit:
         sha = tree.rev(series.base_commit)
         if sha:
@@ -89,10 +101,6 @@ def choose_base(tree: Tree, series: Series, base: str | None) -> tuple[str, str,
         return tree.head, "HEAD", (f"the series' base-commit {series.base_commit[:12]} is not in the "
                                    f"tree; using the tree's HEAD")
     return tree.head, "HEAD", "the series names no base-commit; using the tree's HEAD"
-
-
-def worktrees_dir() -> Path:
-    return cache_dir() / "worktrees"
 
 
 _KEPT = "mmreview-kept"        # --keep: never removed as stale
@@ -193,6 +201,7 @@ _NOT_APPLY = re.compile(r"^error: (\S+?): (?:patch does not apply|does not exist
                         r"|already exists in working directory|does not match index)$")
 _LACKING = re.compile(r"^error: sha1 information is lacking or useless \((\S+)\)\.$")
 _FALLBACK = "Falling back to patching base and 3-way merge"
+_NO_CHANGES = "No changes -- Patch already applied."
 
 
 def _read_am(output: str, patches: list, commits: list[str]) -> list[AppliedPatch]:
@@ -204,11 +213,23 @@ def _read_am(output: str, patches: list, commits: list[str]) -> list[AppliedPatc
         elif segments:
             segments[-1].append(line)
     result = []
+    used = 0                # commits are git's, one per patch that changed something
+    stopped = False
     for i, patch in enumerate(patches):
         ap = AppliedPatch(number=patch.number, subject=patch.subject, state=NOT_ATTEMPTED)
-        if i < len(commits):
-            ap.commit = commits[i]
-            ap.state = APPLIED_3WAY if any(_FALLBACK in l for l in segments[i]) else APPLIED
+        if stopped:
+            pass
+        elif i < len(segments) and any(_NO_CHANGES in l for l in segments[i]):
+            # git am --3way goes on past a patch whose change the tree has; we stop there, so that
+            # commit k stays patch k (apply_series drops the commits after it).
+            ap.state = FAILED
+            ap.message = _NO_CHANGES
+            stopped = True
+        elif used < len(commits):
+            ap.commit = commits[used]
+            used += 1
+            ap.state = APPLIED_3WAY if i < len(segments) and any(_FALLBACK in l for l in segments[i]) \
+                else APPLIED
         elif i < len(segments):
             lines = segments[i]
             ap.state = FAILED
@@ -253,11 +274,70 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
+NO_BASE_HINT = ("the series names no base-commit: its author can add one with `git format-patch "
+                "--base=auto` (b4 send does it by itself); `b4 am --guess-base` guesses one from "
+                "the patches' blob ids")
+
+
+def _diagnose(wt: Path, ap: AppliedPatch, patch, out: str, series: Series, tree: Tree,
+              others: bool) -> None:
+    """Say why patch `ap` failed, and on which other trees the series applies."""
+    from mmreview.apply.diagnose import diagnose
+    # Leave git am's half-done state: the Checkout is ours, and HEAD is the tree before patch k.
+    run_git(wt, "am", "--quit", check=False)
+    run_git(wt, "reset", "--quiet", "--hard", "HEAD", check=False)
+    ap.diagnosis, ap.detail = diagnose(wt, git_out(wt, "rev-parse", "HEAD"), patch.diff, out)
+    if not series.base_commit:
+        ap.detail.append(NO_BASE_HINT)
+    if others:
+        ap.applies_on = applies_on(series, tree)
+
+
+def other_trees(tree: Tree) -> list[Tree]:
+    """The trees a failed series is tried on too: the checkout you are in and every provisioned
+    kernel, newest first, but not `tree` itself."""
+    from mmreview.kernel.trees import checkout_here, is_provisioned, open_tree, trees_dir
+    from mmreview.kernel.table import version_key
+    out: list[Tree] = []
+    seen = {tree.path.resolve()}
+    here = checkout_here()
+    if here is not None and here.path.resolve() not in seen:
+        out.append(here)
+        seen.add(here.path.resolve())
+    provisioned = [p for p in trees_dir().glob("linux-*.git") if is_provisioned(p)] \
+        if trees_dir().is_dir() else []
+    for p in sorted(provisioned, key=lambda p: version_key(p.name[6:-4]), reverse=True):
+        if p.resolve() in seen:
+            continue
+        try:
+            out.append(open_tree(str(p)))
+        except BadInput:
+            continue
+        seen.add(p.resolve())
+    return out
+
+
+def applies_on(series: Series, tree: Tree) -> list[str]:
+    """The other trees (see other_trees) the whole series applies on, as "7.3" or a path."""
+    out = []
+    for other in other_trees(tree):
+        try:
+            with apply_series(other, series, diagnose=False) as co:
+                if co.result.ok:
+                    out.append(other.kernel or str(other.path))
+        except BadInput:
+            continue
+    return out
+
+
 @contextmanager
 def apply_series(tree: Tree, series: Series, base: str | None = None, keep: bool = False,
-                 progress: Progress | None = None) -> Iterator[Checkout]:
-    """Apply `series` onto `tree` at its base in a fresh Checkout; remove it afterwards unless `keep`."""
-    base_sha, base_rev, reason = choose_base(tree, series, base)
+                 progress: Progress | None = None, why: str | None = None,
+                 diagnose: bool = True) -> Iterator[Checkout]:
+    """Apply `series` onto `tree` at its base in a fresh Checkout; remove it afterwards unless
+    `keep`.  A patch that fails is diagnosed, and (with `diagnose`) the series tried on the
+    other trees."""
+    base_sha, base_rev, reason = choose_base(tree, series, base, why)
     remove_stale_worktrees()
     wt = new_run_dir(worktrees_dir())
     with _terminate_as_interrupt():
@@ -272,6 +352,11 @@ def apply_series(tree: Tree, series: Series, base: str | None = None, keep: bool
             out = proc.stdout.decode("utf-8", "replace")
             commits = git_out(wt, "rev-list", "--reverse", f"{base_sha}..HEAD").split()
             patches = _read_am(out, series.patches, commits)
+            kept = [p.commit for p in patches if p.commit]
+            if len(kept) < len(commits):        # stopped at a patch the tree already has
+                run_git(wt, "am", "--quit", check=False)
+                run_git(wt, "reset", "--quiet", "--hard", kept[-1] if kept else base_sha)
+                commits = kept
             for ap, patch in zip(patches, series.patches):
                 if ap.state == FAILED and not ap.conflict_files:
                     ap.conflict_files = _failing_files(wt, patch.mbox)
@@ -282,6 +367,12 @@ def apply_series(tree: Tree, series: Series, base: str | None = None, keep: bool
                     raise InfraError(str(wt), f"git am failed: {out.strip()[-300:]}")
                 first.state = FAILED
                 first.message = out.strip()
+            failed = next(((ap, p) for ap, p in zip(patches, series.patches) if ap.state == FAILED),
+                          None)
+            if failed is not None:
+                if progress:
+                    progress("diagnosing the failed patch", len(commits), len(series.patches))
+                _diagnose(wt, failed[0], failed[1], out, series, tree, diagnose)
             if progress:
                 progress("applied", len(commits), len(series.patches))
             if keep:

@@ -1,6 +1,6 @@
 """The typer application object and the one wrapper every command runs under.
 
-Commands live in `mmreview/commands/*.py`, each registering itself on `app`;
+Commands live in `mmreview/cli/*.py`, each registering itself on `app`;
 they only parse options, call the engine, and render.  `run_command` turns an
 `MmreviewError` into one line on stderr and its exit code, never a traceback;
 so are the I/O faults a command meets on the way (a full disk, an unusable cache
@@ -21,6 +21,7 @@ from rich.console import Console
 from mmreview.common.errors import EXIT_BAD_INPUT, EXIT_INFRA, MmreviewError
 from mmreview.common.oserror import as_error, git_failed, timed_out
 from mmreview.common.textsafe import one_line
+from mmreview.kernel import table as kernels
 
 app = typer.Typer(
     name="mmreview",
@@ -32,11 +33,12 @@ app = typer.Typer(
 )
 
 # `mmreview --help` in the order a user needs the commands: the review, the stages it is made
-# of (each on its own), then setting a machine up and clustering machines.
+# of (each on its own), then setting a machine up and clustering machines, then the review bot.
 COMMAND_PANELS = {
-    "Review": ("check",),
+    "Review": ("check", "b4-check"),
     "Stages": ("series", "apply", "rules", "test", "report"),
     "Set-up and cluster": ("targets", "setup", "tree", "hook", "worker"),
+    "Service": ("bot",),
 }
 
 
@@ -79,12 +81,33 @@ stderr = OutConsole(stderr=True, highlight=False, emoji=False)
 
 T = TypeVar("T")
 
-TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a provisioned kernel such as "
-                                              "7.3 or 6.1 (`mmreview tree list`); default: the 6.12 "
-                                              "tree, see `mmreview tree path`.")
+TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a provisioned kernel: "
+                                              f"{kernels.known_text()} (`mmreview tree list`); default: "
+                                              "the kernel checkout you are in, else the provisioned "
+                                              "default (`mmreview tree path`).")
+
+# One exit-code contract (README): check, rules, report, the hook and every format judge findings
+# with the same --fail-on, default error.
+FailOnOption = typer.Option("error", "--fail-on", help="Lowest finding severity that fails the "
+                                                       "review (exit 1): error, warning, info, or none; "
+                                                       "add ',untested' to fail a review the matrix "
+                                                       "could not judge.")
 
 NoSandboxOption = typer.Option(False, "--no-sandbox", help="Build and run the series' code unconfined "
                                                           "(as you, with network): only for code you trust.")
+LoreOption = typer.Option(None, "--lore", metavar="URL",
+                          help="The public-inbox a Message-ID is fetched from (default: [lore] url in "
+                               "~/.config/mmreview/config.toml, else b4.midmask, else "
+                               "https://lore.kernel.org/all/).")
+NewestOption = typer.Option(False, "--newest", help="With a Message-ID: also look on the inbox for a "
+                                                     "newer revision of the series (as `b4 am -c`).")
+
+
+def lore_options(url: str | None, newest: bool):
+    from mmreview.intake.lore import LoreOptions
+    return LoreOptions(url=url, newest=newest)
+
+
 BuildTimeoutOption = typer.Option(None, "--build-timeout", min=1,
                                   help="Seconds one suite's build may take (default 900).")
 

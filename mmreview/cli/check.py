@@ -10,12 +10,12 @@ from typing import Optional
 
 import typer
 
-from mmreview.cli.app import (BuildTimeoutOption, NoSandboxOption, TreeOption, app, fail_usage, run_command, stderr,
-                      stdout)
+from mmreview.cli.app import (BuildTimeoutOption, FailOnOption, LoreOption, NewestOption, NoSandboxOption,
+                              TreeOption, app, fail_usage, lore_options, run_command, stderr, stdout)
 from mmreview.common.outputs import check_output, write_output
 from mmreview.render import FORMATS
 from mmreview.review.model import Review, parse_fail_on
-from mmreview.kernel.trees import cache_dir
+from mmreview.common.paths import reviews_dir
 from mmreview.cli.worker import ClusterOption
 
 FormatOption = typer.Option("terminal", "--format", "-f",
@@ -46,6 +46,11 @@ def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str]
         print_review(review, report_console(), show_info=info)
         return
     from mmreview.render import render
+    if fmt == "email":
+        from mmreview.render.email import DEFAULT_FROM, config_path, is_default_identity
+        if is_default_identity(sender):
+            print(f"mmreview: warning: the reply is from the default {DEFAULT_FROM}: give --from "
+                  f"or set [email] from in {config_path()}", file=sys.stderr)
     text = render(review, fmt, sender=sender, show_info=info)
     if output is None:
         stdout.file.write(text)
@@ -57,8 +62,11 @@ def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str]
 @app.command("check")
 def check_cmd(
     series_arg: str = typer.Argument(..., metavar="SERIES",
-                                     help="mbox, directory of .patch/.eml, maildir, '-' for stdin, or A..B."),
+                                     help="mbox, directory of .patch/.eml, maildir, '-' for stdin, A..B, "
+                                          "or a Message-ID / lore link."),
     tree: Optional[str] = TreeOption,
+    lore: Optional[str] = LoreOption,
+    newest: bool = NewestOption,
     base: Optional[str] = typer.Option(None, "--base", help="Apply on this revision (default: the "
                                                             "series' base-commit: if the tree has it, else HEAD); "
                                                             "'from-tree': on the parent of the tree's own commit of "
@@ -68,10 +76,7 @@ def check_cmd(
     suite: Optional[str] = typer.Option(None, "--suite", help="Only this suite (radix-tree, vma)."),
     binary: Optional[str] = typer.Option(None, "--binary", help="Only these binaries, comma-separated."),
     profile: str = typer.Option("quick", "--profile", help="quick | full | rules (rules only, no matrix)."),
-    fail_on: str = typer.Option("error", "--fail-on", help="Lowest finding severity that fails the "
-                                                           "review: error, warning, info, or none; "
-                                                           "add ',untested' to fail a review the "
-                                                           "matrix could not judge."),
+    fail_on: str = FailOnOption,
     fmt: str = FormatOption,
     output: Optional[Path] = OutputOption,
     json_out: Optional[Path] = typer.Option(
@@ -113,7 +118,7 @@ def check_cmd(
                            binary=binary, profile=profile, fail_on=severity,
                            fail_on_untested=fail_untested, jobs=jobs,
                            ignore=tuple(ignore), no_sandbox=no_sandbox, build_timeout=build_timeout,
-                           cluster=resolve_address(cluster))
+                           cluster=resolve_address(cluster), lore=lore_options(lore, newest))
         with progress_display(stderr, quiet=quiet) as progress:
             review = run_check(req, progress)
         saved = json_out or _review_path()
@@ -129,4 +134,4 @@ def check_cmd(
 def _review_path() -> Path:
     """Where a review is kept when --json-out names no file: every check can be re-rendered."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return cache_dir() / "reviews" / f"{stamp}-{os.getpid()}.json"
+    return reviews_dir() / f"{stamp}-{os.getpid()}.json"

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from mmreview.cli.app import app, run_command
+from mmreview.cli.app import FailOnOption, app, run_command
 from mmreview.common.errors import EXIT_OK
 
 hook_app = typer.Typer(help="A git pre-push hook in a kernel tree: review the pushed commits, "
@@ -23,11 +23,13 @@ def install_cmd(
                                                            "quick (plus a native quick build/run)."),
     ignore: List[str] = typer.Option([], "--ignore", help="Skip this rule id in the hook (repeatable), "
                                                           "e.g. checkpatch when b4 prep --check runs it."),
+    fail_on: str = FailOnOption,
 ) -> None:
-    """Install the pre-push hook; an existing pre-push hook is kept and run first."""
+    """Install the pre-push hook; an existing pre-push hook is kept and run first.  It blocks the
+    push exactly when `mmreview rules` (or check) would exit non-zero on what is pushed."""
     def body() -> int:
         from mmreview.review import prepush as hook
-        res = hook.install(tree, profile, tuple(ignore))
+        res = hook.install(tree, profile, tuple(ignore), fail_on)
         verb = "updated" if res.replaced_ours else "installed"
         print(f"mmreview pre-push hook {verb}: {res.hook} (profile {profile})")
         if res.chained:
@@ -51,11 +53,13 @@ def uninstall_cmd(tree: Optional[str] = _TreeOpt) -> None:
 def run_cmd(
     profile: str = typer.Option("rules", "--profile"),
     ignore: List[str] = typer.Option([], "--ignore"),
+    fail_on: str = FailOnOption,
     args: Optional[List[str]] = typer.Argument(None, help="git's pre-push arguments: remote, url."),
 ) -> None:
     """What the installed hook calls: reads git's pre-push lines on stdin (or the pre-commit
     framework's PRE_COMMIT_FROM_REF/PRE_COMMIT_TO_REF)."""
     def body() -> int:
         from mmreview.review import prepush as hook
-        return hook.run_hook(profile, tuple(ignore))
+        remote = (args or [])[1:2] or (args or [])[:1] or [None]
+        return hook.run_hook(profile, tuple(ignore), fail_on=fail_on, remote=remote[0])
     raise typer.Exit(run_command(body))

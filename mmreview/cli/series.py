@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mmreview.cli.app import TreeOption, app, run_command, stdout
+from mmreview.cli.app import LoreOption, NewestOption, TreeOption, app, lore_options, run_command, stdout
 from mmreview.intake.read import load_series
 from mmreview.intake.series import Series
 from mmreview.common.textsafe import visible as V
@@ -22,15 +22,18 @@ from mmreview.kernel.trees import open_tree
 def series_cmd(
     source: str = typer.Argument(..., metavar="SERIES",
                                  help="An mbox, a directory of .patch/.eml files, a maildir, "
-                                      "'-' for stdin, or a git range A..B of the tree."),
+                                      "'-' for stdin, a git range A..B of the tree, or a "
+                                      "Message-ID / lore link."),
     tree: Optional[Path] = TreeOption,
+    lore: Optional[str] = LoreOption,
+    newest: bool = NewestOption,
     as_json: bool = typer.Option(False, "--json", help="Print the series as JSON."),
 ) -> None:
     """Show a series as intake reads it: patches, cover letter, version, base-commit, notes."""
     def body() -> None:
         # The tree only matters for a range; a bad --tree is an error all the same.
         t = open_tree(tree) if tree is not None else None
-        s = load_series(source, tree=t)
+        s = load_series(source, tree=t, lore=lore_options(lore, newest))
         if as_json:
             json.dump(s.to_json(), sys.stdout, indent=2, ensure_ascii=False)
             sys.stdout.write("\n")
@@ -59,6 +62,13 @@ def render(s: Series) -> None:
                      markup=False)
     else:
         stdout.print("cover letter: none", markup=False)
+    if not stdout.is_terminal:      # a pipe: whole lines, nothing cut to a width
+        for p in s.patches:
+            stdout.print(V(f"{p.number}/{p.total}  {p.subject}  {p.author}  {len(p.files)} files"
+                           + (f"  {_trailer_summary(p)}" if p.trailers else "")), markup=False)
+        for n in s.notes:
+            stdout.print(f"note: {V(n)}", markup=False)
+        return
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("#", justify="right")
     table.add_column("subject", overflow="fold")

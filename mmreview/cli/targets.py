@@ -86,7 +86,7 @@ def setup(arch: str = typer.Option(..., "--arch", help="Targets to provide, comm
     """Install what the named targets lack (Debian: apt, multiarch), and build riscv64's liburcu."""
     def body() -> int:
         # ccache: not needed to build, but a tip build then recompiles only what the series changed.
-        # bubblewrap: the sandbox every build and test of a series runs in (mmreview/sandbox.py).
+        # bubblewrap: the sandbox every build and test of a series runs in (mmreview/matrix/sandbox.py).
         # python3-seccomp: the sandbox's pid 1 hears the writes a series tries through it.
         from mmreview.matrix.sandbox import seccomp_missing
         for tool, pkg in (("ccache", "ccache"), ("bwrap", "bubblewrap"), ("", "python3-seccomp")):

@@ -1,4 +1,5 @@
-"""`mmreview tree init|path|list`: the provisioned kernel trees (the default 6.12 and the others)."""
+"""`mmreview tree init|path|list`: the provisioned kernel trees (the default and the others, as
+kernel/table.py lists them)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from mmreview.kernel import table as kernels
 from mmreview.kernel import trees as tree_mod
 
 tree_app = typer.Typer(help="The provisioned kernel trees: Debian's linux-source packages as git repositories "
-                            "(default 6.12; also 6.1, 7.2, 7.3).",
+                            f"({kernels.known_text()}).",
                        no_args_is_help=True)
 app.add_typer(tree_app, name="tree")
 

@@ -29,12 +29,12 @@ ClusterOption = typer.Option(None, "--cluster", envvar="MMREVIEW_CLUSTER", metav
 
 def worker_argv(address: str, offered: list[str], threads: int, name: str | None) -> list[str]:
     from mmreview.matrix.executors.dask_worker import resource
-    from mmreview.kernel.trees import cache_dir
+    from mmreview.common.paths import cluster_dir
     argv = [sys.executable, "-m", "distributed.cli.dask_worker", address,
             "--nworkers", "1", "--nthreads", str(threads),
             "--resources", ",".join(f"{resource(t)}={threads}" for t in offered),
             # Dask's spill files next to mmreview's cache, not in a /tmp other workers share.
-            "--local-directory", str(cache_dir() / "cluster" / "dask"),
+            "--local-directory", str(cluster_dir() / "dask"),
             "--no-dashboard"]
     if name:
         argv += ["--name", name]
@@ -66,8 +66,7 @@ def worker(
             if a.available:
                 offered.append(t.name)
             elif only:
-                raise InfraError(f"--targets {t.name}", a.reason + (
-                    f" (provide it with: {a.apt_command})" if a.apt_command else ""))
+                raise InfraError(f"--targets {t.name}", a.explained())
         if not offered:
             raise InfraError("mmreview worker", "no target is available on this machine "
                                                 "(see `mmreview targets`)")

@@ -13,12 +13,12 @@ import subprocess
 from pathlib import Path
 
 from mmreview.common.errors import InfraError, MmreviewError
+from mmreview.common.paths import cache_dir
 
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def cache_root() -> Path | None:
-    from mmreview.kernel.trees import cache_dir     # here: only an error needs it
     try:
         return cache_dir()
     except MmreviewError:

@@ -1,8 +1,9 @@
 """Intake: whatever the user names as SERIES, made into one Series.
 
 SERIES is an mbox file (format-patch --stdout, `b4 am` output, a whole thread
-export), a directory of .patch/.eml files, a maildir, "-" for stdin, or a git
-range A..B of the tree.  A path that exists wins over the range reading.
+export), a directory of .patch/.eml files, a maildir, "-" for stdin, a git
+range A..B of the tree, or a Message-ID / lore link (the thread, fetched by b4:
+see lore.py).  A path that exists wins over the other readings.
 
 Subjects are read with b4's LoreSubject (the [PATCH vN m/n] grammar kernel
 people trust: RFC, RESEND, [PATCHv3], extra prefixes like mm-unstable), and
@@ -22,6 +23,7 @@ import codecs
 import logging
 import mailbox
 import re
+import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ import b4
 from mmreview.common.errors import BadInput
 from mmreview.intake.inputs import max_input, read_limited, read_path, read_stdin, too_big
 from mmreview.common.git import rev_parse, run_git
+from mmreview.intake.lore import LoreOptions, fetch_thread, parse_ref
 from mmreview.intake.diffs import DiffError, check_diff, has_diff, split_diff
 from mmreview.intake.mail import BadMail, Mail, NotMail, am_bytes, parse_message, split_mbox
 from mmreview.intake.series import CoverLetter, Patch, Series, Trailer
@@ -68,17 +71,24 @@ def _quiet_b4() -> Iterator[None]:
         log.setLevel(old)
 
 
-def load_series(source: str, tree: Tree | None = None, stdin: BinaryIO | None = None) -> Series:
+def load_series(source: str, tree: Tree | None = None, stdin: BinaryIO | None = None,
+                lore: LoreOptions | None = None) -> Series:
     """Read SOURCE into a Series; BadInput (one line, naming SOURCE) if it is not one."""
     with _quiet_b4():
-        kind, mails, base = _read_source(source, tree, stdin)
-        return _build(source, kind, mails, base)
+        kind, mails, base = _read_source(source, tree, stdin, lore or LoreOptions())
+        series = _build(source, kind, mails, base)
+    if kind == "lore":
+        # Where it came from, as a link a reader can follow: the version reviewed (its cover
+        # letter, else patch 1), which --newest may have found in a later thread.
+        mid = urllib.parse.quote(series.message_id or "", safe="@+")
+        series.source = f"lore {mails[0].extra['lore']}{mid}/"
+    return series
 
 
 # ---------------------------------------------------------------- reading
 
-def _read_source(source: str, tree: Tree | None,
-                 stdin: BinaryIO | None) -> tuple[str, list[Mail], str | None]:
+def _read_source(source: str, tree: Tree | None, stdin: BinaryIO | None,
+                 lore: LoreOptions) -> tuple[str, list[Mail], str | None]:
     if source == "-":
         data = read_limited(source, stdin) if stdin is not None else read_stdin(source)
         return "stdin", _mails_from_bytes(source, data, "stdin"), None
@@ -89,9 +99,15 @@ def _read_source(source: str, tree: Tree | None,
                 return "maildir", _read_maildir(source, path), None
             return "directory", _read_directory(source, path), None
         return "mbox", _mails_from_bytes(source, _read_file(source, path), "mbox"), None
+    ref = parse_ref(source)
+    if ref is not None:
+        url, data = fetch_thread(source, ref, lore)
+        mails = _mails_from_bytes(source, data, "thread", f"fetched from {url}")
+        mails[0].extra["lore"] = url
+        return "lore", mails, None
     if _RANGE.match(source) and "/" not in source.split("..")[0][:1]:
         return _read_range(source, tree)
-    raise BadInput(source, "no such file or directory (and not a git range A..B)")
+    raise BadInput(source, "no such file or directory (and not a git range A..B or a Message-ID)")
 
 
 def _read_file(source: str, path: Path) -> bytes:
@@ -165,9 +181,14 @@ def _read_range(source: str, tree: Tree | None) -> tuple[str, list[Mail], str | 
     b = b.lstrip(".")   # A...B: take it as A..B
     a_sha = rev_parse(tree.path, a or "HEAD")
     b_sha = rev_parse(tree.path, b or "HEAD")
+    # Which repository a range was read in is half the answer when it is wrong: say it, and how
+    # to name another.
+    hint = ("; run it in your kernel checkout or give --tree PATH" if tree.how != "--tree"
+            else "; --tree names another repository")
     for name, sha in ((a, a_sha), (b, b_sha)):
         if sha is None:
-            raise BadInput(source, f"not a file, and {name!r} is no revision of {tree.path}")
+            raise BadInput(source, f"not a file, and {name or 'HEAD'!r} is no revision of "
+                                   f"{tree.name}{hint}")
     # The pathspec makes format-patch leave out empty commits (b4 prep's cover letter) before it
     # numbers the rest; without it they are dropped after numbering and [PATCH 1/n] goes missing.
     proc = run_git(tree.path, "format-patch", "--stdout", "--no-signature", "--no-color",
@@ -176,7 +197,8 @@ def _read_range(source: str, tree: Tree | None) -> tuple[str, list[Mail], str | 
         msg = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["failed"])[-1]
         raise BadInput(source, f"git format-patch failed: {msg}")
     if not proc.stdout.strip():
-        raise BadInput(source, "the range has no commits (merges are left out)")
+        raise BadInput(source, f"the range has no commits in {tree.name} (merges and empty "
+                               f"commits are left out){hint}")
     return "range", _mails_from_bytes(source, proc.stdout, "range"), a_sha
 
 

@@ -59,8 +59,8 @@ class CoverLetter:
 
 @dataclass
 class Series:
-    source: str                 # what the user named: a path, "-", or a range A..B
-    kind: str                   # "mbox" | "directory" | "maildir" | "stdin" | "range"
+    source: str                 # what the user named: a path, "-", a range A..B, or "lore <url>"
+    kind: str                   # "mbox" | "directory" | "maildir" | "stdin" | "range" | "lore"
     version: int
     patches: list[Patch]
     cover: CoverLetter | None = None

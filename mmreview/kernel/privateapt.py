@@ -1,6 +1,6 @@
 """apt against a configuration of mmreview's own: its sources list, lists and archives under a
 directory of the cache, Debian's archive keyring for signatures, the system's sources and package
-caches never read or written.  Used to fetch a kernel's linux-source .deb (kernels.py) and
+caches never read or written.  Used to fetch a kernel's linux-source .deb (kernel/table.py) and
 liburcu's source package for riscv64 (riscv_urcu.py).
 """
 

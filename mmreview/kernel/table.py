@@ -1,9 +1,8 @@
 """The kernels mmreview can provision, and fetching their Debian linux-source package.
 
-Which Debian suite(s) each kernel comes from is data: `KERNELS` below.  The
-default (6.12) is installed through the system's apt, as it always was; every
-other kernel's .deb is fetched with a private apt configuration under the
-cache directory (its own sources list signed by Debian's archive keyring, its
+Which Debian suite(s) each kernel comes from is data: `KERNELS` below, with the
+default (`DEFAULT`): the one place either is written.  Every kernel's .deb is
+fetched with a private apt configuration under the cache directory (its own sources list signed by Debian's archive keyring, its
 own lists, archives and no package caches), so the system's apt sources,
 lists and caches are never touched.  apt checks the .deb against the signed
 Release file as for any install.  Only `usr/src/linux-source-X.tar.xz` is then

@@ -1,9 +1,9 @@
 """The kernel tree: the provisioned default, another provisioned kernel, or any checkout given with --tree.
 
-The default tree is Debian's linux-source-6.12 tarball imported into a bare
-git repository in the user's cache directory; other kernels (mmreview/kernel/table.py
-says which, from which Debian suite, and which version was verified) are imported
-the same way, each into its own `trees/linux-<VERSION.PATCHLEVEL>.git`.  The import streams the
+The default tree (kernel/table.py's DEFAULT) is Debian's linux-source tarball of that
+kernel imported into a bare git repository in the user's cache directory; other kernels
+(kernel/table.py says which, from which Debian suite, and which version was verified) are
+imported the same way, each into its own `trees/linux-<VERSION.PATCHLEVEL>.git`.  The import streams the
 tarball straight into `git fast-import` (no 1.4 GB extraction, and the
 tarball's own .gitignore, which ignores everything, plays no part).  Author,
 committer and dates come from the tarball, so every machine gets the same
@@ -25,6 +25,10 @@ from mmreview.kernel import table as kernels
 from mmreview.common.filelock import exclusive
 from mmreview.common.errors import BadInput, InfraError
 from mmreview.common.git import git_dir, git_env, rev_parse, run_git
+from mmreview.common import paths
+from mmreview.common.paths import apt_dir, trees_dir
+
+cache_dir = paths.cache_dir      # still importable from here
 
 # Another linux-source tarball (a trimmed one for tests) can be imported by `tree init` instead; like
 # `tree init --tarball PATH` it lands in the tree its Makefile names (linux-<VERSION.PATCHLEVEL>.git).
@@ -32,22 +36,6 @@ TARBALL_ENV = "MMREVIEW_LINUX_TARBALL"
 BRANCH = "master"
 # A file every tree mmreview can review has: the maple tree itself.
 KERNEL_MARKER = "lib/maple_tree.c"
-
-
-def cache_dir() -> Path:
-    """$XDG_CACHE_HOME/mmreview, else ~/.cache/mmreview.  A relative XDG_CACHE_HOME is ignored
-    (the XDG spec says so: it would put the cache wherever the command ran)."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):
-        base = os.path.expanduser("~/.cache")
-        if not os.path.isabs(base):     # no $HOME and no passwd entry: "~" stays as it is
-            raise InfraError("$HOME", "not set, and the user has no home directory: set HOME or "
-                                      "XDG_CACHE_HOME to where mmreview may keep its cache")
-    return Path(base) / "mmreview"
-
-
-def trees_dir() -> Path:
-    return cache_dir() / "trees"
 
 
 def tree_path(kernel: str) -> Path:
@@ -69,6 +57,23 @@ class Tree:
 
     path: Path          # what the user named (work tree or bare repo)
     gitdir: Path
+    how: str = "--tree"  # how it was chosen: "--tree", "the checkout you are in", "the provisioned default"
+
+    @property
+    def kernel(self) -> str | None:
+        """VERSION.PATCHLEVEL when this is a provisioned tree (trees/linux-7.3.git), else None."""
+        try:
+            rel = self.path.resolve().relative_to(trees_dir().resolve())
+        except ValueError:
+            return None
+        m = re.fullmatch(r"linux-(\d+\.\d+)\.git", str(rel))
+        return m.group(1) if m else None
+
+    @property
+    def name(self) -> str:
+        """The tree as a review's header names it: which kernel or which checkout, and why it."""
+        what = f"kernel {self.kernel} (provisioned)" if self.kernel else str(self.path)
+        return f"{what}, {self.how}"
 
     def rev(self, rev: str) -> str | None:
         return rev_parse(self.path, rev)
@@ -84,13 +89,36 @@ class Tree:
         return run_git(self.path, "cat-file", "-e", f"{rev}:{path}", check=False).returncode == 0
 
 
-def open_tree(path: str | Path | None) -> Tree:
-    """The tree named by --tree, or the provisioned default; BadInput if it is no kernel git tree."""
+def checkout_here(cwd: str | Path | None = None) -> Tree | None:
+    """The kernel checkout the current directory is in (like git and b4 take it), or None when it
+    is in no git work tree or in one that is no kernel (no lib/maple_tree.c at HEAD)."""
+    here = Path(cwd or os.getcwd())
+    proc = run_git(here, "rev-parse", "--show-toplevel", check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return None
+    top = Path(proc.stdout.decode().strip())
+    gd = git_dir(top)
+    if gd is None:
+        return None
+    tree = Tree(path=top.resolve(), gitdir=gd, how="the checkout you are in")
+    if tree.rev("HEAD") is None or not tree.has_file("HEAD", KERNEL_MARKER):
+        return None
+    return tree
+
+
+def open_tree(path: str | Path | None, cwd: str | Path | None = None) -> Tree:
+    """The tree named by --tree, else the kernel checkout the current directory is in, else the
+    provisioned default; BadInput if it is no kernel git tree."""
+    how = "--tree"
     if path is None:
+        here = checkout_here(cwd)
+        if here is not None:
+            return here
         p = default_tree_path()
+        how = "the provisioned default (not in a kernel checkout; --tree names another)"
         if not (p / "HEAD").exists():
-            raise BadInput(str(p), "the default tree is not provisioned; run `mmreview tree init` "
-                                   "or give --tree PATH")
+            raise BadInput(str(p), "not in a kernel checkout, and the default tree is not "
+                                   "provisioned; run `mmreview tree init`, or give --tree PATH")
     else:
         p = Path(path).expanduser()
         if not p.exists():
@@ -102,7 +130,7 @@ def open_tree(path: str | Path | None) -> Tree:
     gd = git_dir(p)
     if gd is None:
         raise BadInput(str(path or p), "not a git repository")
-    tree = Tree(path=p.resolve(), gitdir=gd)
+    tree = Tree(path=p.resolve(), gitdir=gd, how=how)
     if tree.rev("HEAD") is None:
         raise BadInput(str(path or p), "the git repository has no commits")
     if not tree.has_file("HEAD", KERNEL_MARKER):
@@ -285,7 +313,7 @@ Say = Callable[[str], None]   # a one-line note for the user (a version other th
 
 def init_default_tree(progress: Progress | None = None, update: bool = False,
                       say: Say | None = None) -> tuple[Path, bool]:
-    """Provision the default tree (6.12); returns (path, created).  With MMREVIEW_LINUX_TARBALL
+    """Provision the default tree (kernels.DEFAULT); returns (path, created).  With MMREVIEW_LINUX_TARBALL
     set, that tarball is imported instead, into the tree its release names."""
     env = os.environ.get(TARBALL_ENV)
     if env:
@@ -303,10 +331,10 @@ def init_kernel(name: str, progress: Progress | None = None, update: bool = Fals
     the .deb into the import, and the .deb deleted once the tree is in place."""
     kernel = kernels.get(name)
     dest = tree_path(kernel.name)
-    apt_dir = cache_dir() / "apt" / kernel.package
+    debs = apt_dir(kernel.package)
 
     def from_debian(tmp: Path) -> str:
-        deb = kernels.fetch_deb(kernel, apt_dir, progress, newest=update)
+        deb = kernels.fetch_deb(kernel, debs, progress, newest=update)
         if deb.note and say:
             say(deb.note)
         with kernels.tarball_in_deb(deb.path, kernel.tarball) as (fh, size):
@@ -321,7 +349,7 @@ def init_kernel(name: str, progress: Progress | None = None, update: bool = Fals
     def keep() -> bool:
         if not update:
             return True
-        newest = kernels.served_versions(kernel, apt_dir)[:1]
+        newest = kernels.served_versions(kernel, debs)[:1]
         return debian_version(dest) in newest
 
     return _provision(dest, from_debian, keep)
@@ -401,8 +429,8 @@ def list_trees(refresh: bool = False) -> list[dict]:
                 m = re.search(r"from Debian (\S+) (\S+) \(", body)
                 if m:
                     row.update(package=m.group(1), debian_version=m.group(2))
-        if k is not None and (refresh or (cache_dir() / "apt" / k.package / "lists").is_dir()):
-            row["served"] = kernels.served_versions(k, cache_dir() / "apt" / k.package, refresh)
+        if k is not None and (refresh or (apt_dir(k.package) / "lists").is_dir()):
+            row["served"] = kernels.served_versions(k, apt_dir(k.package), refresh)
             if row["served"] and row["debian_version"] and row["served"][0] != row["debian_version"]:
                 row["newer"] = row["served"][0]
         rows.append(row)

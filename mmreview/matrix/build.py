@@ -13,8 +13,9 @@ A build that fails because of this recipe rather than the tree (the export lacks
 file the tree has, the compiler rejects a flag mmreview added) is not a verdict:
 `recipe_problem` names it, and the matrix reports such cells as not-run, infra.
 
-Processes are started in their own session and registered in `PROCS`, so a
-Ctrl-C (or a timeout) kills the whole process group and leaves nothing running.
+Processes are started in their own session and registered in a ProcessRegistry
+(one per review, one per cluster task), so a Ctrl-C (or a timeout) kills the
+whole process group and leaves nothing running.
 Every build and run is confined (sandbox.py) unless the user opted out: a build
 sees its own copy writable and nothing else of the cache; a build of anything but
 the base uses the compiler cache read-only, so series code cannot plant objects
@@ -42,7 +43,7 @@ from mmreview.common.git import git_out
 from mmreview.matrix.parse import build_errors, first_build_error, signame
 from mmreview.matrix.suites import SUITES, Suite, export_paths, key_paths
 from mmreview.matrix.targets import Target, compiler_version
-from mmreview.kernel.trees import cache_dir
+from mmreview.common import paths
 
 CACHE_SCHEMA = "9"        # 8: riscv64 build errors name a path once (tree_relative): older signatures differ;
                           # 9: the least view, and writes outside the build directory heard
@@ -259,6 +260,19 @@ class BuildOutcome:
     cache_hits: int = 0             # objects the compiler cache had (ccache's stats log)
     cache_misses: int = 0
 
+    def to_json(self) -> dict:
+        """As a cluster worker sends it back (paths as strings)."""
+        return {**self.__dict__,
+                "directory": str(self.directory), "log": str(self.log),
+                "src": str(self.src) if self.src else None,
+                "writable": [str(p) for p in self.writable]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "BuildOutcome":
+        return cls(**{**d, "directory": Path(d["directory"]), "log": Path(d["log"]),
+                      "src": Path(d["src"]) if d["src"] else None,
+                      "writable": tuple(Path(p) for p in d["writable"])})
+
     def tree_relative(self, line: str) -> str:
         if not self.src:
             return line
@@ -301,8 +315,8 @@ def compiler_cache_env(base_dir: Path, box: Sandbox | None = None, trusted: bool
 def ccache_dir(box: Sandbox | None) -> Path:
     """The compiler cache; a sandbox running as nobody has its own, owned by nobody."""
     if box is None or not box.as_nobody:
-        return cache_dir() / "ccache"
-    d = cache_dir() / "ccache-nobody"
+        return paths.ccache_dir()
+    d = paths.ccache_dir(as_nobody=True)
     if not d.is_dir() or d.stat().st_uid != NOBODY:
         d.mkdir(parents=True, exist_ok=True)
         give_to_nobody(d)

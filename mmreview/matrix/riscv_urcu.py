@@ -34,7 +34,7 @@ from mmreview.common import apt as aptpolicy
 from mmreview.kernel import privateapt
 from mmreview.common.filelock import exclusive
 from mmreview.common.errors import InfraError
-from mmreview.kernel.trees import cache_dir
+from mmreview.common.paths import toolchains_dir
 
 SUBJECT = "riscv64 liburcu"
 SOURCE_PACKAGE = "liburcu"
@@ -61,7 +61,7 @@ Progress = Callable[[str, int, int], None]
 
 
 def toolchain_dir() -> Path:
-    return cache_dir() / "toolchains" / "riscv64"
+    return toolchains_dir() / "riscv64"
 
 
 def _stamp(prefix: Path) -> dict | None:

@@ -127,14 +127,18 @@ def tree_binaries(repo: Path, rev: str, suite: Suite) -> list[str] | None:
     return None if text is None else makefile_binaries(text)
 
 
+def check_profile(profile: str) -> None:
+    if profile not in PROFILES:
+        raise BadInput(f"--profile {profile}", "must be quick or full")
+
+
 def select(profile: str = "quick", suites: str | None = None, binaries: str | None = None,
            present: dict[str, list[str] | None] | None = None) -> list[tuple[Suite, list[Binary]]]:
     """The (suite, binaries) a run covers.  An explicit --binary overrides the profile.
     `present`: each suite's binaries in the tree (None: the tree lacks the suite); without it,
     the binaries known here.  A suite the tree lacks keeps its profile's known binaries, so it
     shows as not-run cells that say why."""
-    if profile not in PROFILES:
-        raise BadInput(f"--profile {profile}", "must be quick or full")
+    check_profile(profile)
     chosen = [get_suite(s.strip()) for s in suites.split(",") if s.strip()] if suites else list(SUITES)
     wanted = {b.strip() for b in binaries.split(",") if b.strip()} if binaries else None
 

@@ -18,7 +18,7 @@ from mmreview.rules.findings import Finding, RuleInfo
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE, Cell
 from mmreview.review.model import Review
 
-FORMATS = ("terminal", "markdown", "email", "json", "junit", "sarif", "terse")
+FORMATS = ("terminal", "markdown", "email", "json", "junit", "sarif", "terse", "b4")
 
 VERDICT_LABEL = {V_PASS: "pass", V_NEW: "NEW FAILURE", V_CHANGED: "CHANGED FAILURE",
                  V_PRE: "pre-existing", V_FIXED: "fixed", V_NOT_RUN: "not run"}
@@ -74,6 +74,9 @@ def _renderer(fmt: str) -> Callable[..., str]:
         return render_sarif
     if fmt == "terse":
         return render_terse
+    if fmt == "b4":
+        from mmreview.render.b4check import render_b4
+        return render_b4
     raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
 
 
@@ -319,12 +322,16 @@ def render_terse(review: Review, **_opts) -> str:
         if not p.ok and p.state == "failed":
             why = ", ".join(p.conflict_files) or (p.message.splitlines() or ["git am failed"])[0]
             out.append(f"ERROR: patch {p.number} did not apply: {why}")
+    # "ERROR:" exactly for what fails the review (the exit code says the same); the rest warns,
+    # an error-level finding below --fail-on saying so rather than reading as a failure.
     failing = {id(f) for f in review.failing_findings()}
     for f in review.findings:
-        level = "ERROR" if id(f) in failing else f.severity.upper()
-        out.append(f"{level}: {f.rule}: {f.file}:{f.line}: {f.message}")
+        fails = id(f) in failing
+        level = "ERROR" if fails else ("INFO" if f.severity == "info" else "WARNING")
+        below = "" if fails or f.severity != "error" else f" (error, below --fail-on {review.fail_on})"
+        out.append(f"{level}: {f.rule}: {f.file}:{f.line}: {f.message}{below}")
     for c in review.new_failures():
         out.append(f"ERROR: new failure: {c.target} {c.suite}/{c.binary}: {cell_detail(c)}")
-    if review.verdict == "untested" and review.fail_on_untested:
+    if review.verdict == "incomplete" or (review.verdict == "untested" and review.fail_on_untested):
         out.append(f"ERROR: {review.summary()}")
     return "".join(l + "\n" for l in out)

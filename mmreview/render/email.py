@@ -5,9 +5,11 @@ against the patch's own lines in `> ` reply style (a line each), then the failin
 matrix cells with their whole log excerpt and the command that reproduces each,
 then a line each for what ran, what failed before the series and the `info`
 findings (counted, never quoted: a public mail carries what the author must act
-on), then why each cited rule exists, once, and — only when something is
-reported — `Reported-by:` immediately followed by `Closes:` (checkpatch wants
-that pairing).  A clean series' reply is a short note.  Prose is wrapped at 72 columns, nothing the renderer writes
+on), then why each cited rule exists, once, and — only when something at or
+above --fail-on is reported — `Reported-by:` immediately followed by `Closes:`
+(checkpatch wants that pairing).  Addresses go through the standard library's
+header registry, so "Doe, Jane" stays one address.  A clean series' reply is a
+short note.  Prose is wrapped at 72 columns, nothing the renderer writes
 passes 80; quoted patch lines are the patch's own.
 
 Identities come from `[email]` in ~/.config/mmreview/config.toml:
@@ -20,17 +22,19 @@ Identities come from `[email]` in ~/.config/mmreview/config.toml:
 
 from __future__ import annotations
 
-import os
 import secrets
 import shlex
 import textwrap
 from datetime import datetime
 import tomllib
+import re
+from email import errors
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, getaddresses
-from pathlib import Path
 
+from mmreview.common.config import config_path
 from mmreview.review.model import DID_NOT_APPLY, Review
 from mmreview.render import (VERDICT_LABEL, cell_detail, clean_log, failing_cells, hidden_info,
                              one_paragraph, plural, preexisting_lines, quote_patch, ran_line,
@@ -39,11 +43,6 @@ from mmreview.render import (VERDICT_LABEL, cell_detail, clean_log, failing_cell
 WIDTH = 72
 DEFAULT_FROM = "mmreview <mmreview@localhost>"
 DEFAULT_CLOSES_URL = "https://lore.kernel.org/r/"
-
-
-def config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    return Path(base) / "mmreview" / "config.toml"
 
 
 def identities(sender: str | None = None) -> dict[str, str]:
@@ -58,6 +57,36 @@ def identities(sender: str | None = None) -> dict[str, str]:
     frm = sender or conf.get("from") or DEFAULT_FROM
     return {"from": frm, "reported_by": conf.get("reported_by") or frm,
             "closes_url": conf.get("closes_url") or DEFAULT_CLOSES_URL}
+
+
+def is_default_identity(sender: str | None = None) -> bool:
+    """The reply would go out as the built-in `mmreview@localhost`: nobody configured who sends
+    it.  `report` warns about it; a bot must refuse to send with it (nobody could answer)."""
+    ids = identities(sender)
+    return any(address(ids[k]).domain == "localhost" for k in ("from", "reported_by"))
+
+
+def address(text: str) -> Address:
+    """One address as the Review keeps it ("Doe, Jane <jane@example.org>": human-readable, not
+    quoted) made an Address, so the header registry writes it back with RFC 5322 quoting
+    ("Doe, Jane" <...>) and RFC 2047 for a non-ASCII name.  Each list item is one address: a
+    comma in the name is the name's."""
+    m = re.fullmatch(r"\s*(.*?)\s*<([^<>]*)>\s*", text, re.S)
+    name, spec = (m.group(1), m.group(2)) if m else ("", text.strip())
+    if len(name) >= 2 and name[0] == name[-1] == '"':      # already quoted (a config file's)
+        name = re.sub(r'\\(.)', r"\1", name[1:-1])
+    user, _, domain = spec.strip().rpartition("@")
+    return Address(display_name=name, username=user or spec.strip(), domain=domain)
+
+
+def _addresses(texts: list[str]) -> list[Address]:
+    out = []
+    for t in texts:
+        try:
+            out.append(address(t))
+        except (ValueError, IndexError, errors.HeaderParseError):
+            continue                # not an address at all: the review keeps it, the reply cannot
+    return out
 
 
 def _wrap(text: str, indent: str = "") -> list[str]:
@@ -116,7 +145,7 @@ def _first_name(author: str) -> str:
     return name.split()[0] if name else ""
 
 
-def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
+def render_body(review: Review, ids: dict[str, str], msgid: str, link: str | None = None) -> str:
     s = review.series
     out: list[str] = []
     hi = _first_name(s.author)
@@ -130,9 +159,11 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
         p = review.failed_patch
         assert p is not None
         out += _wrap(f"[PATCH {p.number}/{len(review.apply)}] {p.subject}")
+        from mmreview.apply.diagnose import DESCRIBE, failed_on
         out += _wrap("does not apply with git am --3way"
-                     + (f"; conflicts in {', '.join(p.conflict_files)}" if p.conflict_files
-                        else "") + ":", "  ")
+                     + (f"; {failed_on(p.diagnosis, p.conflict_files)}" if p.conflict_files
+                        else "")
+                     + (f" ({DESCRIBE[p.diagnosis]})" if p.diagnosis in DESCRIBE else "") + ":", "  ")
         for line in p.message.splitlines()[:8]:
             out += _wrap(clean_log(line), "    ")
         out.append("")
@@ -196,33 +227,52 @@ def render_body(review: Review, ids: dict[str, str], msgid: str) -> str:
                          + (f" ({r.source})" if r.source else ""), "  ")
         out.append("")
 
-    # Tags only for what the series causes: a pre-existing failure is not reported to its author.
-    if review.findings or review.new_failures() or review.verdict == DID_NOT_APPLY:
+    # Tags only for what the series causes and the review fails on (--fail-on): a pre-existing
+    # failure, a finding below the threshold or a series that does not apply is nothing to credit.
+    if reports_something(review):
         out += _wrap("If you fix the issue in a separate patch/commit (i.e. not just a new "
                      "version of the same patch/commit), kindly add following tags")
-        out += [f"Reported-by: {ids['reported_by']}",
+        out += [f"Reported-by: {address(ids['reported_by'])}",
                 f"Closes: {ids['closes_url']}{msgid.strip('<>')}/", ""]
+    if link:     # the bot's results page for this review (site_url)
+        out += [f"Details: {link}", ""]
     out = [l.rstrip() for l in out]
     out += ["-- ", f"mmreview {review.tool_version}"]     # the signature separator keeps its space
     return "\n".join(out) + "\n"
 
 
+def reports_something(review: Review) -> bool:
+    """Something at or above --fail-on that the series causes: what Reported-by:/Closes: credit."""
+    return bool(review.failing_findings() or review.new_failures())
+
+
 def render_email(review: Review, sender: str | None = None, msgid: str | None = None,
-                 date: str | None = None, **_opts) -> str:
+                 date: str | None = None, link: str | None = None, **_opts) -> str:
     ids = identities(sender)
     s = review.series
     frm = ids["from"]
-    domain = getaddresses([frm])[0][1].rpartition("@")[2] or "localhost"
+    try:
+        domain = address(frm).domain or "localhost"
+    except (ValueError, IndexError, errors.HeaderParseError):
+        domain = "localhost"
     # Short enough that the Closes: link stays within 80 columns.
     msgid = msgid or f"<mmreview-{review.tree.tip_sha[:12]}-{secrets.token_hex(4)}@{domain}>"
     subject = s.reply_subject or s.cover_subject or s.title
-    msg = EmailMessage(policy=SMTP.clone(max_line_length=998))
-    msg["From"] = frm
-    to = [s.author] if s.author else []
-    msg["To"] = ", ".join(to) if to else "undisclosed-recipients:;"
-    cc = [a for a in dict.fromkeys(s.to + s.cc) if a and a not in to]
+    to = _addresses([s.author] if s.author else [])
+    seen = {a.addr_spec.lower() for a in to}
+    cc = []
+    for a in _addresses(s.to + s.cc):
+        if a.addr_spec.lower() not in seen:
+            seen.add(a.addr_spec.lower())
+            cc.append(a)
+    # An internationalised address (a non-ASCII local part) cannot be RFC 2047-encoded: the
+    # reply is then an SMTPUTF8 message, as the series' own was.
+    utf8 = not all(a.addr_spec.isascii() for a in [*to, *cc, *_addresses([frm])])
+    msg = EmailMessage(policy=(SMTPUTF8 if utf8 else SMTP).clone(max_line_length=998))
+    msg["From"] = _addresses([frm]) or frm
+    msg["To"] = to if to else "undisclosed-recipients:;"
     if cc:
-        msg["Cc"] = ", ".join(cc)
+        msg["Cc"] = cc
     msg["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
     msg["Date"] = date or format_datetime(datetime.fromisoformat(review.created))
     msg["Message-ID"] = msgid
@@ -231,6 +281,6 @@ def render_email(review: Review, sender: str | None = None, msgid: str | None = 
         msg["In-Reply-To"] = ref
         msg["References"] = ref
     msg["X-Mmreview-Verdict"] = review.verdict
-    msg.set_content(render_body(review, ids, msgid), charset="utf-8", cte="8bit")
+    msg.set_content(render_body(review, ids, msgid, link), charset="utf-8", cte="8bit")
     return msg.as_string()
 

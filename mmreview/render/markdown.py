@@ -48,9 +48,12 @@ def fence(lines: list[str], lang: str = "text") -> str:
     return f"{ticks}{lang}\n{body}\n{ticks}"
 
 
-def render_markdown(review: Review, limit: int = LIMIT, show_info: bool = False, **_opts) -> str:
+def render_markdown(review: Review, limit: int = LIMIT, show_info: bool = False,
+                    link: str | None = None, **_opts) -> str:
     shown = shown_findings(review, show_info)
     head = _head(review)
+    if link:     # the bot's results page for this review (site_url)
+        head += f"\n\n[The full results]({link})"
     logs = _log_sections(review, shown)
     finding_rows = _finding_rows(shown)
     info = hidden_info(review, show_info)

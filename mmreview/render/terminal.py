@@ -20,6 +20,7 @@ from rich.text import Text
 
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE
 from mmreview.review.model import CLEAN, DID_NOT_APPLY, FINDINGS, INCOMPLETE, REGRESSIONS, UNTESTED, Review
+from mmreview.apply.diagnose import DESCRIBE, failed_on
 from mmreview.common.textsafe import visible as V
 from mmreview.render import (VERDICT_LABEL, cell_detail, clean_log, failing_cells, grid, hidden_info,
                              location, one_paragraph, plural, post_image_snippet, preexisting_lines,
@@ -34,9 +35,15 @@ APPLY_STYLE = {"applied": "green", "applied-3way": "yellow", "failed": "bold red
                "not-attempted": "dim"}
 
 
+class WholeLine(Text):
+    """A line printed whole, never broken by rich (the terminal wraps it): one a reader greps for."""
+
+
 def print_review(review: Review, console: Console, show_info: bool = False) -> None:
-    for part in _parts(review, console.is_terminal, show_info):
-        console.print(part)
+    fancy = console.is_terminal
+    for part in _parts(review, fancy, show_info):
+        # In a pipe a line is as long as it is: wrapping at a width nobody has would cut it.
+        console.print(part, soft_wrap=not fancy or isinstance(part, WholeLine))
 
 
 def report_console(file=None) -> Console:
@@ -67,38 +74,26 @@ def _parts(review: Review, fancy: bool, show_info: bool = False):
     head = Text()
     head.append(f"{v.upper()}", style=VERDICT_STYLE[v])
     head.append(f"  {V(review.summary())}")
+    tree = f"tree {V(t.name)}\n" if t.name else ""
     sub = Text(f"{V(s.title)} (v{s.version}, {plural(len(s.patches), 'patch', 'es')}) by {V(s.author)}\n"
-               f"base {t.base_sha[:12]} ({V(t.base_reason)}), tip {t.tip_sha[:12]}; "
+               f"{tree}base {t.base_sha[:12]} ({V(t.base_reason)}), tip {t.tip_sha[:12]}; "
                f"profile {review.profile}; fails on {review.fails_on}\n{review.confinement()}",
                style="dim" if fancy else "")
-    yield Panel(Group(head, sub), title="mmreview", title_align="left",
-                border_style=VERDICT_STYLE[v].split()[-1], expand=True)
-
-    patches = Table(title="Patches", title_justify="left", expand=False)
-    patches.add_column("#", justify="right")
-    patches.add_column("subject", overflow="fold")
-    patches.add_column("apply")
-    patches.add_column("findings")
-    for p in review.apply:
-        fs = review.findings_for(p.number)
-        ftext = Text()
-        for sev in ("error", "warning", "info"):
-            n = sum(1 for f in fs if f.severity == sev)
-            if n:
-                ftext.append(f"{n} {sev} ", style=SEV_STYLE[sev])
-        state = Text(p.state, style=APPLY_STYLE.get(p.state, ""))
-        if p.conflict_files:
-            state.append(f" ({V(', '.join(p.conflict_files))})")
-        patches.add_row(str(p.number), Text(V(p.subject)), state, ftext if fs else Text("-", style="dim"))
-    yield patches
-    failed = review.failed_patch
-    if failed and failed.message:
-        yield Text(f"git am on patch {failed.number}:\n" + clean_log_block(failed.message), style="red")
-
-    yield from _matrix(review)
+    if fancy:
+        yield Panel(Group(head, sub), title="mmreview", title_align="left",
+                    border_style=VERDICT_STYLE[v].split()[-1], expand=True)
+    else:       # a pipe or a log: plain lines, nothing cut, no box drawing
+        yield Text("mmreview: ") + head
+        yield sub
+    yield from _patches(review, fancy)
+    yield from _matrix(review, fancy)
     shown = shown_findings(review, show_info)
-    yield from _findings(review, shown, hidden_info(review, show_info))
+    yield from _findings(review, shown, hidden_info(review, show_info), fancy)
     yield from _failures(review)
+    for f in review.per_patch:         # `mmreview test --per-patch`
+        yield WholeLine(f"per-patch: {V(f.describe())}: {V(f.reason)}", style="bold red")
+        for line in f.excerpt[:6]:
+            yield Text(f"    {clean_log(line)}", style="dim")
 
     for n in review.not_applied:
         yield Text(f"not applied: {n.rule}" + (f" on {V(n.file)}" if n.file else "")
@@ -117,16 +112,69 @@ def _parts(review: Review, fancy: bool, show_info: bool = False):
             yield line
 
 
+def _patches(review: Review, fancy: bool):
+    if not fancy:
+        yield Text("Patches")
+        for p in review.apply:
+            fs = review.findings_for(p.number)
+            counts = ", ".join(f"{n} {sev}" for sev in ("error", "warning", "info")
+                               if (n := sum(1 for f in fs if f.severity == sev)))
+            where = f" ({failed_on(p.diagnosis, p.conflict_files)})" if p.conflict_files else ""
+            yield Text(V(f"  {p.number:>3}  {p.state}{where}  {p.subject}"
+                         + (f"  [{counts}]" if counts else "")))
+    else:
+        yield _patch_table(review)
+    failed = review.failed_patch
+    if failed and failed.message:
+        yield Text(f"git am on patch {failed.number}:\n" + clean_log_block(failed.message), style="red")
+    if failed and failed.diagnosis:
+        yield Text(V(f"why: {DESCRIBE.get(failed.diagnosis, failed.diagnosis)}"), style="bold")
+        for line in failed.detail:
+            yield Text(f"  {V(line, keep=chr(9))}")
+        yield Text("applies on: " + (", ".join(failed.applies_on) or "none of the other trees "
+                                     "(`mmreview tree list`)"))
+
+
+def _patch_table(review: Review) -> Table:
+    patches = Table(title="Patches", title_justify="left", expand=False)
+    patches.add_column("#", justify="right")
+    patches.add_column("subject", overflow="fold")
+    patches.add_column("apply")
+    patches.add_column("findings")
+    for p in review.apply:
+        fs = review.findings_for(p.number)
+        ftext = Text()
+        for sev in ("error", "warning", "info"):
+            n = sum(1 for f in fs if f.severity == sev)
+            if n:
+                ftext.append(f"{n} {sev} ", style=SEV_STYLE[sev])
+        state = Text(p.state, style=APPLY_STYLE.get(p.state, ""))
+        if p.conflict_files:
+            state.append(f" ({V(', '.join(p.conflict_files))})")
+        patches.add_row(str(p.number), Text(V(p.subject)), state, ftext if fs else Text("-", style="dim"))
+    return patches
+
+
 def clean_log_block(text: str) -> str:
     return "\n".join(clean_log(l) for l in text.splitlines())
 
 
-def _matrix(review: Review):
+def _matrix(review: Review, fancy: bool = True):
     g = grid(review)
     if not g.cells:
         why = next((n for n in review.notes if n.startswith("matrix not run")),
                    "matrix not run")
         yield Text(f"Matrix: {why.removeprefix('matrix ')}", style="dim")
+        return
+    if not fancy:
+        yield Text("Matrix (base -> tip)")
+        for target in g.targets:
+            cells = [(col, g.get(target, col)) for col in g.columns]
+            yield Text(f"  {target}: " + ", ".join(f"{col[1]} {VERDICT_LABEL[c.verdict]}"
+                                                   for col, c in cells if c is not None))
+        for t in review.targets:
+            if not t.available:
+                yield Text(f"target {t.name} not available: {t.reason}")
         return
     table = Table(title="Matrix (base -> tip)", title_justify="left")
     table.add_column("target")
@@ -147,7 +195,7 @@ def _matrix(review: Review):
         yield Text(f"target {t.name} not available: {t.reason}", style="dim")
 
 
-def _findings(review: Review, shown: list, hidden: str):
+def _findings(review: Review, shown: list, hidden: str, fancy: bool = True):
     if not review.findings:
         return
     yield Text("Findings", style="bold")
@@ -157,16 +205,26 @@ def _findings(review: Review, shown: list, hidden: str):
         line.append(f" {f.rule}", style="bold")
         line.append(f"  patch {f.patch}  {V(location(f))}: {V(f.message)}"
                     + (f" (removed again by patch {f.fixed_by})" if f.fixed_by else ""))
+        if f.checked_on == "diff":
+            line.append("  (on the diff alone: the patch did not apply)")
         yield line
         patch = review.patch(f.patch)
         first, code = post_image_snippet(patch.diff, f.file, f.line) if patch else (0, [])
-        if code:
+        if code and not fancy:
+            width = len(str(first + len(code)))
+            for i, c in enumerate(code):
+                no = first + i
+                yield Text(f"  {'>' if no == f.line else ' '} {no:>{width}}  {V(c, keep=chr(9))}")
+        elif code:
             yield Syntax("\n".join(V(c, keep="\t") for c in code), "c", line_numbers=True, start_line=first,
                          highlight_lines={f.line}, theme="monokai", word_wrap=True,
                          background_color="default", indent_guides=False)
         shown = {c.strip() for c in code}
         rest = [e for e in f.excerpt if e.strip() and e.strip() not in shown]
-        if rest:
+        if rest and not fancy:
+            for r in rest:
+                yield Text(f"    {V(r, keep=chr(9))}")
+        elif rest:
             yield Syntax("\n".join(V(r, keep="\t") for r in rest), "c", theme="monokai", word_wrap=True,
                          background_color="default")
     if hidden:

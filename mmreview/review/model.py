@@ -20,6 +20,7 @@ from mmreview import __version__
 from mmreview.common.errors import BadInput, EXIT_FINDINGS, EXIT_INFRA, EXIT_OK
 from mmreview.rules.findings import Finding, NotApplied, RuleInfo, SEVERITIES, severity_rank
 from mmreview.matrix.results import NEW_VERDICTS, V_NOT_RUN, V_PRE, Cell, RunResult
+from mmreview.matrix.targets import TargetInfo
 
 SCHEMA_VERSION = 1
 TOOL = "mmreview"
@@ -100,6 +101,7 @@ class TreeInfo:
     base_rev: str
     base_reason: str
     tip_sha: str
+    name: str = ""               # which tree and why it (the checkout you are in, --tree, the default)
 
 
 @dataclass
@@ -110,18 +112,13 @@ class PatchApply:
     commit: str | None = None
     conflict_files: list[str] = field(default_factory=list)
     message: str = ""
+    diagnosis: str = ""          # why it failed, in kind (apply.diagnose): "", base-lacks-lines, ...
+    detail: list[str] = field(default_factory=list)   # the failing hunk and the nearest base lines
+    applies_on: list[str] = field(default_factory=list)  # other trees the series applies on
 
     @property
     def ok(self) -> bool:
         return self.state in APPLIED_STATES
-
-
-@dataclass
-class TargetInfo:
-    name: str
-    available: bool
-    sanitizers: list[str] = field(default_factory=list)
-    reason: str = ""             # why unavailable (and what provides it)
 
 
 @dataclass
@@ -148,6 +145,9 @@ class Review:
     fail_on_untested: bool = False                    # --fail-on ...,untested: untested exits 1
     notes: list[str] = field(default_factory=list)   # stages skipped and why, etc.
     sandbox: SandboxInfo | None = None                # None: no series code was built or run
+    # matrix.run.PatchFinding: the first patch that breaks a build or test (`mmreview test
+    # --per-patch` only; not saved: a review `check` saves never has them).
+    per_patch: list = field(default_factory=list)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc)
                          .replace(microsecond=0).isoformat())
     tool: str = TOOL
@@ -189,7 +189,7 @@ class Review:
     def verdict(self) -> str:
         if not self.applied_ok:
             return DID_NOT_APPLY
-        if self.new_failures():
+        if self.new_failures() or self.per_patch:
             return REGRESSIONS
         if self.failing_findings():
             return FINDINGS
@@ -220,7 +220,15 @@ class Review:
             p = self.failed_patch
             assert p is not None
             where = f" ({', '.join(p.conflict_files)})" if p.conflict_files else ""
-            return f"did not apply: patch {p.number}/{len(self.apply)} \"{p.subject}\"{where}"
+            text = f"did not apply: patch {p.number}/{len(self.apply)} \"{p.subject}\"{where}"
+            if p.diagnosis:
+                from mmreview.apply.diagnose import DESCRIBE
+                text += f": {DESCRIBE.get(p.diagnosis, p.diagnosis)}"
+            if p.applies_on:
+                text += f"; applies on: {', '.join(p.applies_on)}"
+            return text
+        if v == REGRESSIONS and not self.new_failures():
+            return f"regressions: {self.per_patch[0].describe()}"
         if v == REGRESSIONS:
             cells = self.new_failures()
             names = ", ".join(f"{c.target}/{c.binary}" for c in cells[:4])

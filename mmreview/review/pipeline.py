@@ -1,7 +1,7 @@
 """The whole review: intake -> apply -> rules + matrix -> Review.
 
-`run_check(request, progress)` is what `mmreview check` and the pre-push hook
-call; it returns a Review and never prints.  `progress_display()` is the live
+`run_check(request, progress)` is what `mmreview check`, `mmreview test` (the same with the
+rules off) and the pre-push hook call; it returns a Review and never prints.  `progress_display()` is the live
 display around it: a rich progress bar on a terminal, one plain line per stage
 otherwise (CI logs), nothing with quiet=True.
 """
@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from mmreview.common.errors import InfraError
-from mmreview.review.model import (DEFAULT_FAIL_ON, PatchApply, Review, SeriesSummary, TargetInfo, TreeInfo)
+from mmreview.matrix import suites
+from mmreview.matrix import targets as tg
+from mmreview.matrix.targets import TargetInfo
+from mmreview.review.model import DEFAULT_FAIL_ON, PatchApply, Review, SeriesSummary, TreeInfo
 
 Progress = Callable[[str, int, int], None]
 
@@ -30,9 +33,10 @@ _SEARCH_DEPTH = 500
 
 @dataclass
 class CheckRequest:
-    source: str                          # SERIES: mbox, dir, maildir, "-", or A..B
+    source: str                          # SERIES: mbox, dir, maildir, "-", A..B, or a Message-ID
     tree: str | None = None
     base: str | None = None
+    base_why: str | None = None          # where `base` came from, when not the user's --base
     arch: str | None = None              # "x86_64,arm64"; None: every target
     suite: str | None = None
     binary: str | None = None
@@ -45,13 +49,22 @@ class CheckRequest:
     no_sandbox: bool = False             # run the series' code unconfined (the user said so)
     build_timeout: float | None = None   # seconds for one suite's build (default sandbox.BUILD_TIMEOUT)
     cluster: str | None = None           # a Dask scheduler's address: the matrix runs there
+    lore: object = None                  # intake.lore.LoreOptions: where a Message-ID is fetched from
+    lone_patch: bool = False             # "-" is one patch of a series, to be checked alone
+    data: bytes | None = None            # "-" already read (b4-check reads it first)
+    upto: int | None = None              # only patches 1..upto of the series (b4-check: patch k)
+    rules: bool = True                   # False: the matrix alone (`mmreview test`)
+    per_patch: bool = False              # also build and run natively after every patch
+    use_cache: bool = True               # False: rebuild and rerun what the result cache has
+    # A target named with --arch that cannot run: exit 3 before any work (check), or not-run
+    # cells that say why (test, whose command says so after the run).
+    refuse_unavailable: bool = True
 
 
 def run_check(req: CheckRequest, progress: Progress | None = None) -> Review:
-    if not req.cluster or req.profile == "rules":      # no matrix: no cluster to ask
-        return _run_check(req, progress, None)
-    from mmreview.matrix.executors.dask_client import executor_for
-    with executor_for(req.cluster) as executor:     # None: the matrix runs here
+    from mmreview.matrix.executors import executor_for
+    # --profile rules runs no matrix: no cluster to ask.
+    with executor_for(req.cluster if req.profile != "rules" else None, req.jobs) as executor:
         return _run_check(req, progress, executor)
 
 
@@ -62,29 +75,40 @@ def _run_check(req: CheckRequest, progress: Progress | None, executor) -> Review
 
     report = progress or (lambda *_: None)
     tree = open_tree(req.tree)
+    # Bad --arch, --suite or --binary names are bad input before any work (--arch even with no
+    # matrix to run).
+    named = tg.parse_arch_list(req.arch)
+    if req.profile != "rules":
+        suites.select(req.profile, req.suite, req.binary,
+                      {s.name: suites.tree_binaries(tree.path, "HEAD", s) for s in suites.SUITES})
     report("reading the series", 0, 1)
-    if req.base == FROM_TREE and req.source == "-":
+    if req.source == "-" and (req.base == FROM_TREE or req.lone_patch):
         import io
-        series = load_series("-", tree, stdin=io.BytesIO(_as_lone_patch(sys.stdin.buffer.read())))
+        data = req.data if req.data is not None else sys.stdin.buffer.read()
+        series = load_series("-", tree, stdin=io.BytesIO(_as_lone_patch(data)))
     else:
-        series = load_series(req.source, tree)
-    targets = _targets(req, executor)
+        series = load_series(req.source, tree, lore=req.lore)
+    if req.upto is not None:
+        series.patches = series.patches[:req.upto]
+    targets = _targets(req, named, executor)
     box = None
     if req.profile != "rules":      # no way to confine the series' code: exit 3 before any work
-        from mmreview.matrix.run import confinement
-        box = confinement(tree.path, req.no_sandbox, executor)
+        box = executor.confinement(tree.path, req.no_sandbox)
     base = req.base
     if base == FROM_TREE:
         base = committed_parent(tree.path, series)
     # A range of the tree (the pre-push case) is already committed: review those commits as
     # they are instead of applying them again.
-    committed = committed_checkout(tree, series, base) if series.kind == "range" else None
+    why = req.base_why if base == req.base else None
+    committed = committed_checkout(tree, series, base, why) if series.kind == "range" else None
     with (nullcontext(committed) if committed else
-          apply_series(tree, series, base=base, progress=report)) as co:
+          apply_series(tree, series, base=base, progress=report, why=why)) as co:
         res = co.result
-        review = new_review(series, str(tree.path), res, [i for _, i in targets], req)
-        # Rules run on the applied part even when a later patch did not apply.
-        if co.commits:
+        review = new_review(series, str(tree.path), res, [i for _, i in targets], req,
+                            tree_name=tree.name)
+        # Rules run on the applied part even when a later patch did not apply, and the rules
+        # that need only the patch text (checkpatch) on every patch.
+        if series.patches and req.rules:
             report("rules", 0, 1)
             _rules(review, series, co, req)
             report("rules", 1, 1)
@@ -110,16 +134,17 @@ def _as_lone_patch(mail: bytes) -> bytes:
     return _COUNTER.sub(rb"\1]", head, count=1) + sep + body
 
 
-def committed_checkout(tree, series, base: str | None):
+def committed_checkout(tree, series, base: str | None, why: str | None = None):
     """A Checkout over the tree's own commits of a range series (read-only: every later stage
     reads through `git -C path`, `show` and `export`); None if they do not line up with the
     series' patches one to one (then the series is applied as usual)."""
     from mmreview.apply.checkout import APPLIED, AppliedPatch, ApplyResult, Checkout, choose_base
     from mmreview.common.git import git_out
-    base_sha, base_rev, reason = choose_base(tree, series, base)
+    base_sha, base_rev, reason = choose_base(tree, series, base, why)
     tip = series.source.partition("..")[2].lstrip(".") or "HEAD"
+    # `-- .` leaves out empty commits, as intake's format-patch does (b4 prep's cover letter).
     commits = git_out(tree.path, "rev-list", "--reverse", "--no-merges", "--topo-order",
-                      f"{base_sha}..{tip}").split()
+                      f"{base_sha}..{tip}", "--", ".").split()
     if len(commits) != len(series.patches):
         return None
     if git_out(tree.path, "rev-list", "--count", "--merges", f"{base_sha}..{tip}") != "0":
@@ -128,7 +153,7 @@ def committed_checkout(tree, series, base: str | None):
                for p, c in zip(series.patches, commits)]
     return Checkout(tree=tree, path=tree.path,
                     result=ApplyResult(base_sha=base_sha, base_rev=base_rev,
-                                       base_reason=reason + " (the range's own commits, not re-applied)",
+                                       base_reason=reason + "; its own commits, not re-applied",
                                        patches=patches))
 
 
@@ -157,35 +182,35 @@ def committed_parent(repo, series) -> str:
 
 
 def new_review(series, tree_path: str, res, targets: list[TargetInfo],
-               req: CheckRequest) -> Review:
+               req: CheckRequest, tree_name: str = "") -> Review:
     """A Review of an applied series, before rules and matrix add to it."""
     return Review(
         series=SeriesSummary.from_series(series),
         tree=TreeInfo(path=tree_path, base_sha=res.base_sha, base_rev=res.base_rev,
-                      base_reason=res.base_reason, tip_sha=res.tip_sha),
+                      base_reason=res.base_reason, tip_sha=res.tip_sha, name=tree_name),
         apply=[PatchApply(number=p.number, subject=p.subject, state=p.state, commit=p.commit,
-                          conflict_files=list(p.conflict_files), message=p.message)
+                          conflict_files=list(p.conflict_files), message=p.message,
+                          diagnosis=p.diagnosis, detail=list(p.detail),
+                          applies_on=list(p.applies_on))
                for p in res.patches],
         targets=list(targets), profile=req.profile, fail_on=req.fail_on,
         fail_on_untested=req.fail_on_untested, notes=list(req.notes))
 
 
-def _targets(req: CheckRequest, executor=None) -> list[tuple[object, TargetInfo]]:
+def _targets(req: CheckRequest, named: list, executor) -> list[tuple[object, TargetInfo]]:
     """The matrix's targets with their availability (here, or on the cluster's workers); a
     target named with --arch whose toolchain is missing is an infrastructure error (exit 3), not
     a silent skip."""
-    from mmreview.matrix import targets as tg
     if req.profile == "rules":
-        tg.parse_arch_list(req.arch)        # a bad --arch is bad input even with no matrix to run
         return []
+    if req.arch:
+        executor.require(named)             # one no worker of the cluster offers
     out = []
-    for t in tg.parse_arch_list(req.arch):
-        a = (executor.availability if executor else tg.availability)(t)
-        reason = a.reason + (f" (provide it with: {a.apt_command})" if a.apt_command else "")
-        if req.arch and not a.available:
-            raise InfraError(f"--arch {t.name}", reason or "not available")
-        out.append((t, TargetInfo(name=t.name, available=a.available,
-                                  sanitizers=list(a.sanitizers), reason=reason)))
+    for t in named:
+        info = TargetInfo.of(executor.availability(t))
+        if req.arch and not info.available and req.refuse_unavailable:
+            raise InfraError(f"--arch {t.name}", info.reason or "not available")
+        out.append((t, info))
     return out
 
 
@@ -201,7 +226,7 @@ def _rules(review: Review, series, co, req: CheckRequest) -> None:
 
 
 def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progress, box,
-            executor=None) -> None:
+            executor) -> None:
     from mmreview.matrix import run as matrix
     from mmreview.review.model import SandboxInfo
     from mmreview.matrix.sandbox import BUILD_TIMEOUT
@@ -215,18 +240,16 @@ def _matrix(review: Review, co, req: CheckRequest, targets: list, report: Progre
         report(f"matrix: {ev.label}" if ev.label else "matrix", counts["done"], counts["total"])
 
     result = matrix.run_matrix(co, targets=targets, profile=req.profile, suites=req.suite,
-                               binaries=req.binary, jobs=req.jobs, progress=on_event, box=box,
-                               build_timeout=req.build_timeout or BUILD_TIMEOUT,
-                               executor=executor)
+                               binaries=req.binary, jobs=req.jobs, per_patch=req.per_patch,
+                               progress=on_event, use_cache=req.use_cache, box=box,
+                               build_timeout=req.build_timeout or BUILD_TIMEOUT, executor=executor)
     review.notes.extend(result.notes)
     review.sandbox = SandboxInfo(confined=box.confined, description=box.describe(), tool=box.tool,
                                  as_nobody=box.as_nobody)
     review.cells = list(result.cells)
-    review.targets = [TargetInfo(name=t.name, available=t.available, sanitizers=list(t.sanitizers),
-                                 reason=t.reason + (f" (provide it with: {t.apt_command})"
-                                                    if t.apt_command else ""))
-                      for t in result.targets]
-    for pf in getattr(result, "per_patch", []):
+    review.targets = list(result.targets)
+    review.per_patch = list(result.per_patch)
+    for pf in result.per_patch:
         review.notes.append(pf.describe())
 
 

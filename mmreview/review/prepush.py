@@ -8,10 +8,13 @@ fails.  `uninstall` removes only a hook that carries our marker and moves the
 chained one back.
 
 The hook itself calls `python -m mmreview hook run`, which reads git's pre-push
-lines (`<local ref> <local sha> <remote ref> <remote sha>`), turns each into a
-range — `remote..local`, or for a new branch the commits not on any
-remote-tracking ref — and reviews it with the pipeline (`--profile rules`: the
-rules only; `quick`: plus a native quick build/run).
+lines (`<local ref> <local sha> <remote ref> <remote sha>`) and counts what is
+pushed as git does: one range per tip, however many refs point at it, of the
+commits the remote has under no ref (its branches and tags as `git ls-remote`
+lists them, every remote-tracking ref) and no earlier range of the push has;
+a range of empty commits only is skipped, said on stderr.  Each is reviewed
+with the pipeline (`--profile rules`: the rules only; `quick`: plus a native
+quick build/run) and judged with `--fail-on` as `mmreview rules` judges it.
 """
 
 from __future__ import annotations
@@ -47,9 +50,11 @@ def hooks_dir(root: Path) -> Path:
     return d if d.is_absolute() else (root / d)
 
 
-def hook_script(profile: str, ignore: tuple[str, ...] = ()) -> str:
+def hook_script(profile: str, ignore: tuple[str, ...] = (), fail_on: str = "error") -> str:
     py = shlex.quote(sys.executable)
     extra = "".join(f" --ignore {shlex.quote(i)}" for i in ignore)
+    if fail_on != "error":
+        extra += f" --fail-on {shlex.quote(fail_on)}"
     return f"""#!/bin/sh
 {MARKER}
 # Installed by `mmreview hook install --profile {profile}`; `mmreview hook uninstall` removes it.
@@ -80,9 +85,12 @@ class InstallResult:
 
 
 def install(tree: str | Path | None, profile: str = "rules",
-            ignore: tuple[str, ...] = ()) -> InstallResult:
+            ignore: tuple[str, ...] = (), fail_on: str = "error") -> InstallResult:
+    from mmreview.review.model import FAIL_ON_CHOICES
     if profile not in HOOK_PROFILES:
         raise BadInput(f"--profile {profile}", f"one of {', '.join(HOOK_PROFILES)}")
+    if fail_on not in FAIL_ON_CHOICES:
+        raise BadInput(f"--fail-on {fail_on}", f"one of {', '.join(FAIL_ON_CHOICES)}")
     root = repo_root(tree)
     hooks = hooks_dir(root)
     hooks.mkdir(parents=True, exist_ok=True)
@@ -96,7 +104,7 @@ def install(tree: str | Path | None, profile: str = "rules",
             if chained.exists():
                 raise BadInput(str(chained), "already exists; move it away before installing")
             hook.rename(chained)
-    hook.write_text(hook_script(profile, tuple(ignore)))
+    hook.write_text(hook_script(profile, tuple(ignore), fail_on))
     hook.chmod(hook.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return InstallResult(hook=hook, chained=chained if chained.exists() else None,
                          replaced_ours=replaced)
@@ -123,19 +131,57 @@ def uninstall(tree: str | Path | None) -> tuple[Path, Path | None]:
 
 @dataclass
 class PushRange:
-    local_ref: str
+    local_ref: str               # every ref pushed at this tip, comma-separated
     remote_ref: str
     base: str                    # the commit the pushed ones sit on
     tip: str
+    commits: int = 0             # how many of them have changes (empty ones are left out)
+    why: str = ""                # where the base comes from, for the report
 
     @property
     def range(self) -> str:
         return f"{self.base}..{self.tip}"
 
 
-def push_ranges(root: Path, stdin_text: str) -> list[PushRange]:
-    """git's pre-push lines -> the ranges to review (deletions and no-op pushes skipped)."""
-    out = []
+@dataclass
+class Skipped:
+    ref: str
+    why: str
+
+
+def remote_commits(root: Path, remote: str | None) -> list[str]:
+    """The commits every ref of `remote` points at (branches and tags alike, as `git ls-remote`
+    lists them) that this repository has; [] when the remote cannot be asked."""
+    if not remote:
+        return []
+    import subprocess
+    from mmreview.common.git import git_env
+    env = git_env({"GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")})
+    try:
+        proc = subprocess.run(["git", "-C", str(root), "ls-remote", remote], capture_output=True,
+                              env=env, timeout=60)
+    except (subprocess.TimeoutExpired, OSError):
+        return []
+    if proc.returncode != 0:
+        return []
+    shas = sorted({line.split()[0] for line in proc.stdout.decode("utf-8", "replace").splitlines()
+                   if line.strip()})
+    # One batch for all of them: a kernel remote lists thousands of tags.
+    check = run_git(root, "cat-file", "--batch-check=%(objectname) %(objecttype)",
+                    input="".join(f"{s}\n" for s in shas).encode(), check=False)
+    return [parts[0] for line in check.stdout.decode().splitlines()
+            if len(parts := line.split()) == 2 and parts[1] in ("commit", "tag")]
+
+
+def push_ranges(root: Path, stdin_text: str, remote: str | None = None,
+                skipped: list[Skipped] | None = None) -> list[PushRange]:
+    """git's pre-push lines -> the ranges to review, as git would count them: deletions, pushes of
+    nothing new and of empty commits only are skipped (said in `skipped`); refs pushed at one tip
+    are one range; commits the remote already has under any ref (`remote`'s, through ls-remote,
+    and every remote-tracking ref) and those an earlier line of the push reviews are left out."""
+    skipped = skipped if skipped is not None else []
+    has = remote_commits(root, remote)
+    tips: dict[str, list[tuple[str, str, str]]] = {}      # local sha -> [(local, remote ref, sha)]
     for line in stdin_text.splitlines():
         parts = line.split()
         if len(parts) != 4:
@@ -143,22 +189,31 @@ def push_ranges(root: Path, stdin_text: str) -> list[PushRange]:
         local_ref, local_sha, remote_ref, remote_sha = parts
         if set(local_sha) == {"0"}:
             continue                                     # deleting a remote branch
-        if set(remote_sha) != {"0"} and _has_commit(root, remote_sha):
-            # A fast-forward reviews remote..local; a forced push what is new since the fork point.
-            base = git_out(root, "merge-base", remote_sha, local_sha) or remote_sha
-            if git_out(root, "rev-list", "--count", f"{base}..{local_sha}") == "0":
-                continue                                 # nothing new
-        else:
-            # A new branch (or a remote tip we do not have): what no remote-tracking ref has.
-            new = git_out(root, "rev-list", "--reverse", "--no-merges", local_sha,
-                          "--not", "--remotes").split()
-            if not new:
-                continue
-            parent = run_git(root, "rev-parse", "--verify", "--quiet", f"{new[0]}^", check=False)
-            if parent.returncode != 0:
-                continue                                 # a root commit: nothing to review against
-            base = parent.stdout.decode().strip()
-        out.append(PushRange(local_ref, remote_ref, base, local_sha))
+        tips.setdefault(local_sha, []).append((local_ref, remote_ref, remote_sha))
+    out: list[PushRange] = []
+    reviewed: list[str] = []
+    for tip, refs in tips.items():
+        names = ", ".join(dict.fromkeys(r[0] for r in refs))
+        known = [r[2] for r in refs if set(r[2]) != {"0"} and _has_commit(root, r[2])]
+        exclude = ["--not", *known, *has, *reviewed, "--remotes"]
+        new = git_out(root, "rev-list", "--reverse", "--topo-order", tip, *exclude).split()
+        if not new:
+            skipped.append(Skipped(names, "nothing the remote does not have already"))
+            continue
+        changed = git_out(root, "rev-list", "--count", "--no-merges", tip, *exclude, "--", ".")
+        if changed == "0":
+            skipped.append(Skipped(names, f"only empty commits ({len(new)}): nothing to review"))
+            reviewed.append(tip)
+            continue
+        parent = run_git(root, "rev-parse", "--verify", "--quiet", f"{new[0]}^", check=False)
+        if parent.returncode != 0:
+            skipped.append(Skipped(names, "a root commit: nothing to review it against"))
+            continue
+        base = parent.stdout.decode().strip()
+        why = (f"where {refs[0][1]} is on the remote" if base in known
+               else "the parent of the first commit the remote does not have")
+        out.append(PushRange(names, refs[0][1], base, tip, int(changed), why))
+        reviewed.append(tip)
     return out
 
 
@@ -176,7 +231,8 @@ def full_sha(root: Path, rev: str) -> str:
 
 # ---------------------------------------------------------------- the hook's run
 
-def run_hook(profile: str = "rules", ignore: tuple[str, ...] = (), stdin_text: str | None = None) -> int:
+def run_hook(profile: str = "rules", ignore: tuple[str, ...] = (), stdin_text: str | None = None,
+             fail_on: str = "error", remote: str | None = None) -> int:
     """Review what is being pushed; print the terminal report to stderr; the worst exit code.
 
     Under the pre-commit framework (stage pre-push) the range comes from its environment
@@ -192,10 +248,17 @@ def run_hook(profile: str = "rules", ignore: tuple[str, ...] = (), stdin_text: s
         lines = stdin_text if stdin_text is not None else sys.stdin.read()
     worst = EXIT_OK
     out = report_console(sys.stderr)
-    for r in push_ranges(root, lines):
+    skipped: list[Skipped] = []
+    ranges = push_ranges(root, lines, remote, skipped)
+    for sk in skipped:
+        print(f"mmreview: pre-push: {sk.ref}: {sk.why}", file=sys.stderr)
+    for r in ranges:
         native = host_target() if profile == "quick" else None
-        req = CheckRequest(source=r.range, tree=str(root), base=r.base, arch=native,
-                           profile=profile, ignore=tuple(ignore),
+        # The note first: which push this review is of, before its report.
+        print(f"mmreview: pre-push: reviewing {r.local_ref} -> {r.remote_ref} "
+              f"({r.commits} commit{'s' if r.commits != 1 else ''} on {r.base[:12]})", file=sys.stderr)
+        req = CheckRequest(source=r.range, tree=str(root), base=r.base, base_why=r.why, arch=native,
+                           profile=profile, ignore=tuple(ignore), fail_on=fail_on,
                            notes=[f"pre-push of {r.local_ref} -> {r.remote_ref}"])
         with progress_display() as progress:
             review = run_check(req, progress)
@@ -227,9 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("action", choices=["run"])
     ap.add_argument("--profile", default="rules", choices=HOOK_PROFILES)
     ap.add_argument("--ignore", action="append", default=[])
-    args, _git_args = ap.parse_known_args(argv)     # git's own: the remote's name and URL
+    ap.add_argument("--fail-on", default="error")
+    args, git_args = ap.parse_known_args(argv)     # git's own: the remote's name and URL
+    git_args = [a for a in git_args if a != "--"]
     try:
-        return run_hook(args.profile, tuple(args.ignore))
+        # The URL, else the name: ls-remote takes either, and a URL needs no configured remote.
+        return run_hook(args.profile, tuple(args.ignore), fail_on=args.fail_on,
+                        remote=(git_args[1:2] or git_args[:1] or [None])[0])
     except MmreviewError as exc:
         print(f"mmreview: error: {exc}", file=sys.stderr)
         return exc.exit_code

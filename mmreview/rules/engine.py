@@ -25,7 +25,12 @@ rules read as policy (mm/rmap.c's lock order) — a series cannot switch its own
 
 Rules that name kernel functions find them where the tree under review keeps them
 (`ctx.locate("dup_mmap")` -> the files defining it at the base: kernel/fork.c on 6.1/6.12,
-mm/mmap.c on 7.x).
+mm/mmap.c on 7.x).  Rules that reason about functions follow the names they meet into their
+definitions (`ctx.definition(name)`: a macro, a static inline of a header, a function of another .c
+file; the series' own version first, then the tree's at the base, wherever it keeps it) and ask which
+definitions mention a token (`ctx.mentioning({"MMF_UNSTABLE"})`: check_stable_address_space() in
+include/linux/oom.h).  The tree is searched with `git grep` at the base; what a search found is kept
+per base commit under $XDG_CACHE_HOME/mmreview/rules/ (mmreview/rules/definitions.py).
 
 A rule is one file rules/<name>.py with ID, SEVERITY, TITLE, RATIONALE, SOURCE and
 `check(ctx: RuleContext) -> list[Finding]`.  Ids to ignore match a rule id
@@ -49,6 +54,7 @@ from types import ModuleType
 from typing import Iterator
 
 from mmreview.rules.analysis.cparse import CFile, Function, parse
+from mmreview.rules.definitions import _GREP, DefinitionLookup, grep_lines
 from mmreview.rules.analysis.diffmap import FileChange, Line, PatchChange, follow_line, patch_changes
 from mmreview.common.errors import BadInput
 from mmreview.rules.findings import Finding, NotApplied, RuleInfo
@@ -151,13 +157,16 @@ _CANDIDATES: dict[tuple, list[str]] = {}
 LOCATED_TOGETHER = ("dup_mmap", "exit_mmap", "mas_store", "vm_area_free")
 
 
-class RuleContext:
+class RuleContext(DefinitionLookup):
     """What a check sees: the series' changes per patch, the trees at base and after each patch."""
 
     def __init__(self, series, checkout, changes: list[PatchChange]):
         self.series = series
         self.checkout = checkout
         self.patches = changes
+        # The series' patches from the first that did not apply: a rule that needs only the patch
+        # text (NEEDS = "diff") checks them too, on the diff alone.
+        self.unapplied = list(series.patches[len(changes):])
         self.base_rev = checkout.base_sha
         self.tip_rev = changes[-1].rev_after if changes else checkout.base_sha
         self.rule: Rule | None = None
@@ -166,9 +175,11 @@ class RuleContext:
         self._src: dict[tuple[str, str], bytes | None] = {}
         self._parsed: dict[tuple[str, str], CFile | None] = {}
         self._blobs = BlobReader(checkout.path)
+        self._defs: dict[tuple, object] = {}
 
     def close(self) -> None:
         self._blobs.close()
+        _GREP.save()
 
     # -- trees
     def source(self, rev: str, path: str) -> bytes | None:
@@ -216,17 +227,10 @@ class RuleContext:
         """One `git grep -F` for every name (a fixed-string search is several times faster than
         the definition regex over 700 files); the definition lines are picked out here."""
         names = {n for n in names if (rev, n) not in _CANDIDATES}
-        pats = [a for n in sorted(names) for a in ("-e", f"{n}(")]
-        p = subprocess.run(["git", "-C", str(self.checkout.path), "grep", "-n", "-F", *pats, rev, "--",
-                            *[f"{w}/*.c" for w in ("mm", "kernel", "lib")]],
-                           capture_output=True, env=git_env())
         defs = {n: re.compile(rf"^([A-Za-z_].*[^A-Za-z0-9_])?{re.escape(n)}\(") for n in names}
         got: dict[str, set[str]] = {n: set() for n in names}
-        for row in p.stdout.decode("utf-8", "replace").splitlines():
-            if row.startswith(rev + ":"):
-                row = row[len(rev) + 1:]
-            path, _, rest = row.partition(":")
-            text = rest.partition(":")[2]
+        for path, text in grep_lines(self.checkout.path, rev, [f"{n}(" for n in sorted(names)],
+                                     [f"{w}/*.c" for w in ("mm", "kernel", "lib")]):
             if not text[:1].isalpha() and text[:1] != "_":
                 continue            # indented: a call, not a definition
             for n, rx in defs.items():
@@ -295,6 +299,14 @@ class RuleContext:
         return Finding(rule=rule or self.rule.id, severity=severity or self.rule.info.severity,
                        patch=pc.number, patch_subject=pc.subject, file=path, line=line,
                        function=function, message=message, excerpt=list(excerpt or []))
+
+    def diff_finding(self, patch, path: str, line: int, message: str, excerpt: list[str] | None = None,
+                     rule: str | None = None, severity: str | None = None) -> Finding:
+        """A finding on a patch that did not apply, read from its text alone (line: the mail's)."""
+        assert self.rule is not None
+        return Finding(rule=rule or self.rule.id, severity=severity or self.rule.info.severity,
+                       patch=patch.number, patch_subject=patch.subject, file=path, line=line,
+                       function=None, message=message, excerpt=list(excerpt or []), checked_on="diff")
 
     def skip(self, path: str | None, reason: str) -> None:
         assert self.rule is not None
@@ -391,6 +403,16 @@ def run_rules(series, checkout, ignore=(), only=None, rules: list[Rule] | None =
                        seconds=seconds, notes=notes)
 
 
+def needs_diff_only(rule: Rule) -> bool:
+    """A rule that reads only the patch text (checkpatch) runs on patches that did not apply too."""
+    return getattr(rule.module, "NEEDS", "applied") == "diff"
+
+
+def _numbers(patches) -> str:
+    nums = [p.number for p in patches]
+    return f"patch {nums[0]}" if len(nums) == 1 else f"patches {nums[0]}-{nums[-1]}"
+
+
 def _run_each(rules, ctx, only, ignored, findings, ran, seconds, changes, index) -> None:
     for rule in rules:
         if only is not None and not _matches(rule.id, only):
@@ -398,6 +420,12 @@ def _run_each(rules, ctx, only, ignored, findings, ran, seconds, changes, index)
         if _matches(rule.id, ignored):
             continue
         ctx.rule = rule
+        if ctx.unapplied and not needs_diff_only(rule):
+            # Said, never a silent gap: which patches the rule could not read, and why.
+            ctx.skip(None, f"not run on {_numbers(ctx.unapplied)}: patch {ctx.unapplied[0].number} "
+                           "did not apply, and the rule reads the code as applied")
+            if not changes:
+                continue            # it has nothing to read at all: it did not run
         t0 = time.monotonic()
         got = rule.module.check(ctx) or []
         seconds[rule.id] = time.monotonic() - t0

@@ -24,6 +24,8 @@ class Finding:
     message: str
     excerpt: list[str] = field(default_factory=list)   # the offending lines, as added
     fixed_by: int | None = None  # a later patch of the series that removes it again
+    checked_on: str = "applied"  # "applied": the tree after the patch; "diff": the patch text alone
+                                 # (the patch, or one before it, did not apply)
 
     def to_json(self) -> dict:
         return asdict(self)

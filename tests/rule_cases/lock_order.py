@@ -1,6 +1,6 @@
 """lock-order: locks taken against mm/rmap.c's order, through helpers, wrappers and read variants."""
 
-from . import Case, patch
+from . import INTERNAL_H, MM_H, UTIL_C, Case, patch
 
 R = "lock-order"
 # new functions go in front of this one in mm/mremap.c, beside take_rmap_locks()/drop_rmap_locks()
@@ -10,6 +10,7 @@ VMA_ANCHOR = "static void vma_complete(struct vma_prepare *vp, struct vma_iterat
 
 def before(path, anchor, code):
     return (path, anchor, code + "\n" + anchor)
+
 
 
 CASES = [
@@ -63,6 +64,41 @@ CASES = [
                      "\tfolio_lock(folio);\n\tpte_unmap_unlock(pte, ptl);\n\tfolio_unlock(folio);\n}\n")),
     ], expect=[(1, "mm/vma.c", "folio_lock(folio);", ["vma_lock_mapped_folio()", "folio_lock"])],
          why="a sleeping lock under a spinlock the comment puts below it"),
+    # ---- helpers where the kernel keeps them
+    Case(R, "macro-of-mm-internal-h", [
+        patch("mm: a shorthand for the file rmap lock",
+              before("mm/internal.h", INTERNAL_H,
+                     "#define lock_file_rmap(vma)\t\\\n\ti_mmap_lock_write((vma)->vm_file->f_mapping)\n")),
+        patch("mm/mremap: lock both rmaps through the shorthand",
+              before("mm/mremap.c", ANCHOR,
+                     "static void move_lock_both(struct vm_area_struct *vma)\n{\n"
+                     "\tanon_vma_lock_write(vma->anon_vma);\n\tlock_file_rmap(vma);\n}\n")),
+    ], expect=[(2, "mm/mremap.c", "lock_file_rmap(vma);",
+                ["move_lock_both()", "i_mmap_rwsem", "in lock_file_rmap(), a macro in mm/internal.h:", "(patch 1)"])],
+         why="i_mmap_rwsem taken by a function-like macro of mm/internal.h under the anon_vma lock"),
+    Case(R, "static-inline-of-include-linux-leaves-the-lock-held", [
+        patch("mm: lock a vma's anon_vma from anywhere",
+              before("include/linux/mm.h", MM_H,
+                     "static inline void vma_lock_anon(struct vm_area_struct *vma)\n{\n"
+                     "\tif (vma->anon_vma)\n\t\tanon_vma_lock_write(vma->anon_vma);\n}\n"),
+              before("mm/mremap.c", ANCHOR,
+                     "static void move_lock_file_late(struct vm_area_struct *vma)\n{\n"
+                     "\tvma_lock_anon(vma);\n\ti_mmap_lock_write(vma->vm_file->f_mapping);\n}\n")),
+    ], expect=[(1, "mm/mremap.c", "i_mmap_lock_write(vma->vm_file->f_mapping);",
+                ["move_lock_file_late()", "in vma_lock_anon(), a static inline in include/linux/mm.h:"])],
+         why="a header inline that returns with anon_vma->rwsem held, then i_mmap_rwsem"),
+    Case(R, "helper-declared-in-a-header-defined-in-util-c", [
+        patch("mm: one helper for the file rmap lock",
+              before("mm/internal.h", INTERNAL_H, "void mm_lock_file_rmap(struct vm_area_struct *vma);\n"),
+              before("mm/util.c", UTIL_C, "void mm_lock_file_rmap(struct vm_area_struct *vma)\n{\n"
+                                          "\ti_mmap_lock_write(vma->vm_file->f_mapping);\n}\n")),
+        patch("mm/mremap: take the file rmap lock through the helper",
+              before("mm/mremap.c", ANCHOR,
+                     "static void move_lock_both(struct vm_area_struct *vma)\n{\n"
+                     "\tanon_vma_lock_write(vma->anon_vma);\n\tmm_lock_file_rmap(vma);\n}\n")),
+    ], expect=[(2, "mm/mremap.c", "mm_lock_file_rmap(vma);",
+                ["move_lock_both()", "in mm_lock_file_rmap(), defined in mm/util.c:", "(patch 1)"])],
+         why="declared in mm/internal.h, defined in mm/util.c, taking i_mmap_rwsem under anon_vma->rwsem"),
     # ---- negatives
     Case(R, "trylock-under-i-mmap", [
         patch("mm/mremap: try the folio lock under the file rmap lock",
@@ -89,4 +125,27 @@ CASES = [
                      "\tanon_vma_unlock_write(vma->anon_vma);\n"
                      "\ti_mmap_unlock_write(vma->vm_file->f_mapping);\n}\n")),
     ], why="a helper taking anon_vma->rwsem under i_mmap_rwsem is the documented order"),
+]
+
+CASES += [
+    Case(R, "header-macro-takes-the-lower-lock", [
+        patch("mm: a shorthand for the anon rmap lock, taken in order",
+              before("mm/internal.h", INTERNAL_H,
+                     "#define lock_anon_rmap(vma)\tanon_vma_lock_write((vma)->anon_vma)\n"),
+              before("mm/mremap.c", ANCHOR,
+                     "static void move_lock_in_order(struct vm_area_struct *vma)\n{\n"
+                     "\ti_mmap_lock_write(vma->vm_file->f_mapping);\n\tlock_anon_rmap(vma);\n"
+                     "\tanon_vma_unlock_write(vma->anon_vma);\n"
+                     "\ti_mmap_unlock_write(vma->vm_file->f_mapping);\n}\n")),
+    ], why="a header macro taking anon_vma->rwsem under i_mmap_rwsem: the documented order"),
+    Case(R, "header-inline-named-like-a-lock", [
+        patch("mm: count rmap lock users",
+              before("include/linux/mm.h", MM_H,
+                     "static inline void vma_lock_stat(struct vm_area_struct *vma)\n{\n"
+                     "\tvma->vm_lock_seq++;\n}\n"),
+              before("mm/mremap.c", ANCHOR,
+                     "static void move_count_locks(struct vm_area_struct *vma)\n{\n"
+                     "\tanon_vma_lock_write(vma->anon_vma);\n\tvma_lock_stat(vma);\n"
+                     "\tanon_vma_unlock_write(vma->anon_vma);\n}\n")),
+    ], why="a header inline named like a lock that takes none, called under the anon_vma lock"),
 ]

@@ -2,7 +2,7 @@
 
 The review stays on this machine: intake, apply, rules, planning, the result cache and the
 verdicts.  Only builds travel: one Dask task per (target, suite, revision) build and the runs of
-its binaries (cluster_worker.run_build), placed by the worker resource `target-<name>` that
+its binaries (dask_worker.run_build), placed by the worker resource `target-<name>` that
 `mmreview worker` advertises for every target its machine runs.  A worker has no kernel tree:
 each revision goes out as a compressed tar of what `build.export_revision` would export, named by
 a hash of the git tree ids of those paths, and a worker keeps it; so the base of a series is sent
@@ -11,22 +11,21 @@ lines the report quotes, and go into the local result cache like any other: a se
 the same base sends only the tip's work.
 
 This module is what the CLI loads to know whether to use a cluster (resolve_address); the
-connection (Cluster) imports `distributed` when it connects, the scheduler that sends builds is
-cluster_scheduler.py, the worker's side cluster_worker.py.  A review without --cluster never
-imports `distributed`.
+connection (Cluster, the Executor of executors/__init__.py) imports `distributed` when it
+connects, the scheduler that sends builds is dask_scheduler.py, the worker's side
+dask_worker.py.  A review without --cluster never imports `distributed`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import tomllib
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
+from mmreview.common.config import config_path
 from mmreview.common.errors import BadInput, InfraError
+from mmreview.matrix.sandbox import Sandbox
 from mmreview.matrix.targets import Availability, Target
 
 ENV = "MMREVIEW_CLUSTER"
@@ -35,11 +34,6 @@ CONNECT_TIMEOUT = 5         # seconds: an unreachable scheduler is an answer, no
 
 
 # ---------------------------------------------------------------- which cluster, if any
-
-def config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    return Path(base) / "mmreview" / "config.toml"
-
 
 def resolve_address(option: str | None) -> str | None:
     """--cluster (typer also reads $MMREVIEW_CLUSTER into it), else `address` in the config
@@ -55,19 +49,6 @@ def resolve_address(option: str | None) -> str | None:
     if not address or address.strip() == LOCAL:
         return None
     return address.strip()
-
-
-@contextmanager
-def executor_for(address: str | None) -> Iterator["Cluster | None"]:
-    """A connected Cluster for the review's duration, or None (local) without an address."""
-    if not address:
-        yield None
-        return
-    cluster = connect(address)
-    try:
-        yield cluster
-    finally:
-        cluster.close()
 
 
 def connect(address: str) -> "Cluster":
@@ -96,8 +77,8 @@ def connect(address: str) -> "Cluster":
 # ---------------------------------------------------------------- the connection
 
 class Cluster:
-    """What run_matrix needs of the cluster (matrix.run_matrix's `executor`): which targets the
-    workers offer and with which toolchain, and the scheduler that sends builds to them."""
+    """The Executor (executors/__init__.py) that runs the matrix on a Dask cluster: which targets
+    the workers offer and with which toolchain, and the scheduler that sends builds to them."""
 
     def __init__(self, address: str, client) -> None:
         self.address = address
@@ -167,6 +148,11 @@ class Cluster:
     def has_export(self, digest: str, workers: list[str]) -> bool:
         return all(digest in self.workers[a]["exports"] for a in workers)
 
-    def scheduler(self, jobs, procs, progress, co, workdir, use_cache, **kw):
+    def confinement(self, tree_path: Path, no_sandbox: bool = False) -> Sandbox:
+        """The workers confine (`mmreview worker` does not start without bubblewrap): this
+        machine runs no series code and needs none."""
+        return Sandbox(confined=not no_sandbox, tool="bubblewrap on each cluster worker")
+
+    def scheduler(self, procs, progress, co, workdir, use_cache, **kw):
         from mmreview.matrix.executors.dask_scheduler import ClusterScheduler
-        return ClusterScheduler(self, jobs, procs, progress, co, workdir, use_cache, **kw)
+        return ClusterScheduler(self, self.threads, procs, progress, co, workdir, use_cache, **kw)

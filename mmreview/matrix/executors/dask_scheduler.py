@@ -1,9 +1,9 @@
-"""The matrix's scheduler when the builds run on a Dask cluster (see cluster.py).
+"""The matrix's scheduler when the builds run on a Dask cluster (see dask_client.py).
 
-The local scheduler's planning is kept (result cache, base before tip, longest work first);
-`_queue_build` submits a build as a Dask task (cluster_worker.run_build) instead of putting it in
+The Scheduler's planning is kept (result cache, base before tip, longest work first);
+`_queue_build` submits a build as a Dask task (dask_worker.run_build) instead of putting it in
 this process's pool, and `wait` turns finished tasks into results exactly as the local pool does
-(matrix.unbuilt_result for what a build did not make).  What a build is given travels as an
+(cell.unbuilt_result for what a build did not make).  What a build is given travels as an
 export: a compressed tar named by the hash of its paths' git tree ids.
 """
 
@@ -15,11 +15,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from mmreview.matrix.build import BuildOutcome, recipe_problem, revision_paths
-from mmreview.matrix.executors.dask_worker import START_TOPIC, cancel_event_name, resource, run_build
 from mmreview.common.errors import BadInput, InfraError
 from mmreview.common.git import git_out
-from mmreview.matrix.run import BUILD_SECONDS, Event, _Build, _estimate, _Scheduler, unbuilt_result
+from mmreview.matrix.build import BuildOutcome, recipe_problem, revision_paths
+from mmreview.matrix.cell import unbuilt_result
+from mmreview.matrix.executors.dask_worker import START_TOPIC, cancel_event_name, resource, run_build
+from mmreview.matrix.executors.scheduler import Build, Event, Scheduler
 from mmreview.matrix.results import NOT_RUN, RunResult
 
 EXPORT_SCHEMA = "1"
@@ -52,21 +53,20 @@ def export_payload(repo: Path, rev: str, listing: str) -> bytes:
 
 # ---------------------------------------------------------------- the scheduler
 
-class ClusterScheduler(_Scheduler):
-    """The local scheduler's planning (result cache, base before tip) with Dask doing the work:
+class ClusterScheduler(Scheduler):
+    """The Scheduler's planning (result cache, base before tip) with Dask doing the work:
     `_queue_build` submits a build as a task instead of putting it in the local pool."""
 
     def __init__(self, cluster, jobs, procs, progress, co, workdir, use_cache, **kw) -> None:
         super().__init__(jobs, procs, progress, co, workdir, use_cache, **kw)
         self.cluster = cluster
         self.client = cluster.client
-        self.futures: dict = {}                 # future -> _Build
+        self.futures: dict = {}                 # future -> Build
         self._payloads: dict[str, tuple[str, object]] = {}   # rev -> (hash, scattered future)
         self._starts: dict[str, list[tuple[str, str]]] = {}  # build -> [(label, worker)]
         self._n = 0
-        self.notes: list[str] = []
         self._done: queue.Queue = queue.Queue()
-        self._hints: dict[int, str | None] = {}     # id(_Build) -> where its base was built
+        self._hints: dict[int, str | None] = {}     # id(Build) -> where its base was built
         self._resends: dict[int, int] = {}
         self._pinned: dict = {}                     # future -> the worker it must run on
         self._alive: set[str] = set(cluster.workers)
@@ -74,7 +74,7 @@ class ClusterScheduler(_Scheduler):
 
     # -- sending
 
-    def _export_ref(self, b: _Build, force: bool = False) -> tuple[str, object]:
+    def _export_ref(self, b: Build, force: bool = False) -> tuple[str, object]:
         """(hash, payload future or None): None when every worker has the export already."""
         held = self._payloads.get(b.rev)
         if held is None or (force and (held[1] is None or held[1].status != "finished")):
@@ -90,7 +90,7 @@ class ClusterScheduler(_Scheduler):
             self._payloads[b.rev] = (digest, fut)
         return self._payloads[b.rev]
 
-    def _resend(self, b: _Build) -> bool:
+    def _resend(self, b: Build) -> bool:
         """Submit `b` again with its export sent anew (a worker lost it, or the cluster lost
         the scattered copy with the worker that held it); False after two tries."""
         tries = self._resends.get(id(b), 0)
@@ -100,14 +100,14 @@ class ClusterScheduler(_Scheduler):
         self._queue_build(b, force_export=True)
         return True
 
-    def add_build(self, b: _Build, after: _Build | None = None) -> None:
+    def add_build(self, b: Build, after: Build | None = None) -> None:
         if after is not None and after is not b and not after.queued:
             # The base came from the result cache: its tip still goes to the worker that built
             # it, whose ccache has its objects (a second series on the same base).
             self._hints[id(b)] = next((r.worker for r in after.results.values() if r.worker), None)
         super().add_build(b, after)
 
-    def _queue_build(self, b: _Build, near: str | None = None, force_export: bool = False) -> None:
+    def _queue_build(self, b: Build, near: str | None = None, force_export: bool = False) -> None:
         b.queued = True
         near = near or self._hints.get(id(b))
         t = b.spec.target.name
@@ -130,7 +130,7 @@ class ClusterScheduler(_Scheduler):
             # base, the user's own tree, may fill the worker's compiler cache.
             self.box is not None, b.rev == self.co.base_sha, self.build_timeout,
             key=key, pure=False, resources={resource(t): 1}, workers=where,
-            priority=int(BUILD_SECONDS + max(_estimate(b.spec.target, x) for x in b.binaries)))
+            priority=int(b.work()))
         with self.lock:
             self.futures[fut] = b
             self.pending += 1
@@ -195,7 +195,7 @@ class ClusterScheduler(_Scheduler):
         except Exception:
             pass
 
-    def _finish(self, b: _Build, fut) -> None:
+    def _finish(self, b: Build, fut) -> None:
         label = f"{b.label} build"
         if fut.status == "error":
             exc = fut.exception()
@@ -224,47 +224,31 @@ class ClusterScheduler(_Scheduler):
         if "error_exit" in res:
             raise (BadInput if res["error_exit"] == BadInput.exit_code else InfraError)(
                 res["error_subject"], res["error_reason"])
-        src = Path(res["src"]) if res["src"] else None
-        outcome = BuildOutcome(ok=res["ok"], directory=(src or Path(".")) / b.spec.suite.directory,
-                               log=Path("/dev/null"), duration=res["duration"], error=res["error"],
-                               built=res["built"], src=src, absent=res["absent"], errors=res["errors"],
-                               timed_out=res["timed_out"], escapes=res["escapes"],
-                               cache_hits=res["cache_hits"], cache_misses=res["cache_misses"])
+        outcome = BuildOutcome.from_json(res["outcome"])
+        src = outcome.src
         if res["log"] and src is not None:
             # Whether a failure is mmreview's recipe's: the tree is here, so the question is asked
             # here, of this machine's export of the same revision in place of the worker's copy.
             local = self.export_for(b.rev)
             outcome.recipe = recipe_problem(res["log"].replace(str(src), str(local)), b.spec, local,
                                             self.co.path, b.rev)
-        with self.lock:
-            self.builds.append({"label": b.label, "seconds": round(outcome.duration, 2),
-                                "cache_hits": outcome.cache_hits, "cache_misses": outcome.cache_misses,
-                                "worker": worker})
-        self.progress(Event("built", label, seconds=outcome.duration))
+        self._built(b, outcome, worker)
         got = {r["binary"]: RunResult(**r) for r in res["results"]}
         for bin_ in b.binaries:
             r = got.get(bin_.name) or unbuilt_result(b.spec, bin_, outcome)
             r.worker = worker
             self._record(b, r)
             self.progress(Event("done", f"{b.label} {bin_.name}", result=r, seconds=r.duration))
-        with self.lock:
-            b.finished = True
-            followers, b.followers = b.followers, []
-        for f in followers:
-            self._queue_build(f, near=worker)
+        self._finished(b, near=worker)
 
-    def _all_not_run(self, b: _Build, reason: str) -> None:
+    def _all_not_run(self, b: Build, reason: str) -> None:
         for bin_ in b.binaries:
             r = RunResult(target=b.spec.target.name, suite=b.spec.suite.name, binary=bin_.name,
                           state=NOT_RUN, reason=reason, infra=True)
             with self.lock:
                 b.results[r.binary] = r          # not cached: the next review tries again
             self.progress(Event("done", f"{b.label} {bin_.name}", result=r))
-        with self.lock:
-            b.finished = True
-            followers, b.followers = b.followers, []
-        for f in followers:
-            self._queue_build(f)
+        self._finished(b)
 
     def _note_retries(self) -> None:
         """A build started on more than one worker was run again after its worker was lost

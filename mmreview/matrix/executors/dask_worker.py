@@ -1,10 +1,10 @@
 """What a Dask worker started by `mmreview worker` runs: one build and its binaries, from an export.
 
-A task gets the export of one revision by its content hash (cluster.export_hash) and, when the
+A task gets the export of one revision by its content hash (dask_scheduler.export_hash) and, when the
 client could not be sure every worker has it, the compressed tar itself; the export is kept under
 this worker's cache (`$XDG_CACHE_HOME/mmreview/cluster/exports/<hash>`), so a base is sent once and
 built from on every later review.  The build is the same `build.build()` the local pool calls, and
-the runs the same `matrix.run_binary()`, under a ProcessRegistry of the task's own: whatever
+the runs the same `cell.run_binary()` (matrix/cell.py), under a ProcessRegistry of the task's own: whatever
 confines those locally confines them here, and a cancelled review kills them.
 
 Imported only inside worker processes (and by `client.run` on them), never by a local review.
@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 
 from mmreview.matrix.build import Cancelled, ProcessRegistry, build, read_log, toolchain
+from mmreview.matrix.cell import run_binary, runnable
 from mmreview.common.errors import InfraError, MmreviewError
 from mmreview.common.rundirs import new_run_dir, remove_stale
 from mmreview.matrix.targets import all_targets, availability
-from mmreview.kernel.trees import cache_dir
+from mmreview.common.paths import cache_dir, cluster_dir, work_root
 
 RESOURCE_PREFIX = "target-"
 START_TOPIC = "mmreview-start"          # a task began on a worker (progress; retries)
@@ -42,13 +43,7 @@ def cancel_event_name(review: str) -> str:
 
 
 def exports_root() -> Path:
-    return cache_dir() / "cluster" / "exports"
-
-
-def work_root() -> Path:
-    # The same place as a local review's builds, so ccache's base directory is the same shape.
-    from mmreview.matrix.run import work_root as local_work_root
-    return local_work_root()
+    return cluster_dir() / "exports"
 
 
 # ---------------------------------------------------------------- what this worker offers
@@ -137,7 +132,7 @@ def _run_dir() -> Path:
 
 @functools.cache
 def _box(confine: bool):
-    """This worker's sandbox, as matrix.confinement makes it locally: it hides this worker's
+    """This worker's sandbox, as LocalExecutor.confinement makes it: it hides this worker's
     cache (exports, other builds, ccache) from what a series runs.  None: not confined."""
     from mmreview.matrix.sandbox import require
     try:
@@ -174,7 +169,6 @@ def run_build(digest: str, payload: bytes | None, rev: str, spec, binaries: list
     """Build `spec` at `rev` and run the `binaries` it makes: the results (as JSON) and what the
     client needs to tell a recipe failure from the tree's (the log of a failed build)."""
     from distributed import get_worker
-    from mmreview.matrix.run import run_binary, runnable
 
     worker = get_worker()
     addr = worker.address
@@ -198,11 +192,7 @@ def run_build(digest: str, payload: bytes | None, rev: str, spec, binaries: list
         runs = runnable(outcome)
         results = [run_binary(spec, b, outcome, procs, wd, box) for b in binaries if b.name in runs]
         log = "" if outcome.ok or outcome.absent else read_log(outcome.log)
-        return {"worker": addr, "ok": outcome.ok, "built": outcome.built,
-                "duration": outcome.duration, "error": outcome.error, "errors": outcome.errors,
-                "absent": outcome.absent, "src": str(outcome.src or ""), "log": log,
-                "timed_out": outcome.timed_out, "escapes": outcome.escapes,
-                "cache_hits": outcome.cache_hits, "cache_misses": outcome.cache_misses,
+        return {"worker": addr, "outcome": outcome.to_json(), "log": log,
                 "results": [r.to_json() for r in results]}
     except Cancelled:
         return {"worker": addr, "cancelled": True}

@@ -1,4 +1,4 @@
-"""Target architectures as data: one `mmreview/targets/<name>.toml` each (tuxmake's arch/*.ini).
+"""Target architectures as data: one `mmreview/matrix/targets/<name>.toml` each (tuxmake's arch/*.ini).
 
 Adding an architecture is adding one file.  A Target knows its compiler, word
 size, endianness, how to run a binary (natively or under qemu-user), which
@@ -119,6 +119,28 @@ class Availability:
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
+
+    def explained(self) -> str:
+        """What is missing and the command that provides it: how every report and error says it."""
+        return self.reason + (f" (provide it with: {self.apt_command})" if self.apt_command else "")
+
+
+@dataclass
+class TargetInfo:
+    """A target as a review saw it (the Review's `targets`): available here or on the cluster's
+    workers, with which sanitizers; if not, why and what provides it."""
+    name: str
+    available: bool
+    sanitizers: list[str] = field(default_factory=list)
+    reason: str = ""
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def of(cls, a: Availability) -> "TargetInfo":
+        return cls(name=a.target, available=a.available,
+                   sanitizers=list(a.sanitizers) if a.available else [], reason=a.explained())
 
 
 def _pkg_installed(pkg: str) -> bool:

@@ -29,9 +29,18 @@ FLAG_SETTERS = {"set_bit", "__set_bit", "test_and_set_bit", "mm_flags_set", "set
                 "mm_flags_test_and_set"}
 # values a failed copy leaves in the VMA tree: what stores them, and what the exit path then tests
 MARKERS = {"XA_ZERO_ENTRY": ("XA_ZERO_ENTRY", "xa_is_zero")}
+# Stores into a maple tree: a constant they store where dup_mmap() fails (a macro, such as
+# XA_ZERO_ENTRY or a series' own `#define ... xa_mk_value(...)`) is a marker left in the tree.
+# (store -> the position of the entry it stores)
+TREE_STORES = {**dict.fromkeys(["mas_store", "mas_store_gfp", "mas_store_prealloc", "mas_insert",
+                                "vma_iter_store", "vma_iter_store_gfp", "vma_iter_bulk_store",
+                                "vma_iter_store_new", "vma_iter_store_overwrite"], 1),
+               "mtree_store": 2, "mtree_insert": 2, "mtree_store_range": 3, "mtree_insert_range": 3}
+MACRO_NAME = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
 # Known spellings of dup_mmap()'s failure state in kernels that had it (6.x); a kernel that dropped
-# them (7.x) still gets a series reintroducing them caught, with no setter to point at.
-HISTORIC = {"xa_is_zero": "tree marker", "XA_ZERO_ENTRY": "tree marker", "MMF_UNSTABLE": "mm flag"}
+# them (7.x) still gets a series reintroducing them caught, with no setter to point at.  MMF_UNSTABLE
+# is not one of them: it is failure state only where dup_mmap() sets it (see the rule's docstring).
+HISTORIC = {"xa_is_zero": "tree marker", "XA_ZERO_ENTRY": "tree marker"}
 # Fields too general to say anything by themselves (every path writes them).
 GENERIC_FIELDS = {"flags", "map_count", "vm_flags", "node", "index", "last"}
 
@@ -182,6 +191,12 @@ def states_in(nodes, fn: Function, lines: set[int] | None) -> list[tuple[str, st
                     for marker, tokens in MARKERS.items():
                         if marker in a.text.decode("utf-8", "replace"):
                             out += [(t, "tree marker", ln) for t in tokens]
+                if name in TREE_STORES and len(argv) > TREE_STORES[name]:
+                    a = argv[TREE_STORES[name]]
+                    v = a.text.decode("utf-8", "replace")
+                    if a.type == "identifier" and MACRO_NAME.match(v) and v not in MARKERS and \
+                            v not in declared and v not in params:
+                        out.append((v, "tree marker", ln))
             elif n.type == "assignment_expression":
                 left = n.child_by_field_name("left")
                 right = n.child_by_field_name("right")

@@ -398,16 +398,23 @@ NOT_LEFT_HELD = {"ptl", "vma_write"}
 
 class summaries:
     """Per function of a file, on demand: the Effect of calling it, through the helpers of the same
-    file it calls in turn (HELPER_DEPTH deep).  Only helpers called while a lock is held are ever
-    looked at, so a file costs nothing until one is."""
+    file it calls in turn (HELPER_DEPTH deep) and, given `resolve` (name -> a defs.Definition or
+    None), through the macros, header inlines and other files' functions it names.  A file costs
+    nothing until a function of it is asked for.  The memo is per resolver: what a name stands for
+    depends on the series."""
 
-    def __new__(cls, cfile):
-        cached = getattr(cfile, "_lock_summaries", None)
-        if cached is None:
+    def __new__(cls, cfile, resolve=None):
+        per = getattr(cfile, "_lock_summaries", None)
+        if per is None:
+            per = cfile._lock_summaries = {}
+        key = id(resolve) if resolve is not None else None
+        cached = per.get(key)
+        if cached is None or cached.resolve is not resolve:
             cached = super().__new__(cls)
             cached.cfile = cfile
             cached.memo = {}
-            cfile._lock_summaries = cached
+            cached.resolve = resolve
+            per[key] = cached
         return cached
 
     def get(self, name: str, default=()):
@@ -418,6 +425,14 @@ class summaries:
         if name in self.memo:
             return self.memo[name]
         fn = self.cfile.function_named(name)
+        if fn is None and self.resolve is not None and depth > 0 and name not in ACQUIRE and \
+                name not in RELEASE and name not in TRYLOCK:
+            d = self.resolve(name)
+            if d is not None:
+                self.memo[name] = NO_EFFECT         # recursion guard
+                eff = summaries(d.cf, self.resolve).effect(d.fn.name, depth - 1)
+                self.memo[name] = eff
+                return eff
         if fn is None or depth <= 0:
             return NO_EFFECT
         self.memo[name] = NO_EFFECT         # recursion guard: a cycle adds nothing
