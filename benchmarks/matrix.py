@@ -14,6 +14,10 @@
 
 4. Step 1 again with `--no-sandbox`, on a fresh cache of its own: what confinement
    (bubblewrap, the limits wrapper, nobody's directories) costs.
+5. With --views: step 1 with the sandbox's least view and with the view it had before
+   (MMREVIEW_SANDBOX_VIEW=full: the whole system read-only), each on a fresh cache, alternating
+   --repeat times (least, full, full, least, ...): what the least view (and its pid 1, which
+   hears every write outside the build directory) costs.  least/full wall (target <= 1.05).
 
 Prints both wall times, the CPU seconds, mmreview/sequential (target <= 0.6 on 2 cores),
 mmreview/(CPU s / cores) (target <= 1.15: the machine kept busy), second/first (<= 0.55) and
@@ -23,6 +27,7 @@ confined/unconfined (<= 1.05).
                                 [--series-a series/matrix-break-xarray.mbox]
                                 [--series-b series/matrix-build-break.mbox --series-b ...]
                                 [--arch ...] [--skip-sequential] [--skip-unconfined]
+                                [--views [--repeat N]]
 
 --kernel runs it on another provisioned tree (`mmreview tree init --kernel 7.3`); there the
 second series are those that apply to it (DEFAULT_B), the first is the same xarray breakage.
@@ -130,6 +135,8 @@ def main() -> int:
     ap.add_argument("--skip-sequential", action="store_true")
     ap.add_argument("--skip-unconfined", action="store_true", help="no --no-sandbox run (step 4)")
     ap.add_argument("--skip-second", action="store_true", help="no second series (step 3)")
+    ap.add_argument("--views", action="store_true", help="only step 5: the least view against the full one")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each view in step 5")
     args = ap.parse_args()
     args.series_b = args.series_b or [str(REPO / "series" / n)
                                       for n in DEFAULT_B.get(args.kernel, DEFAULT_B["6.12"])]
@@ -141,6 +148,9 @@ def main() -> int:
         common += ["--arch", args.arch]
     if args.jobs:
         common += ["--jobs", str(args.jobs)]
+
+    if args.views:
+        return compare_views(args, common)
 
     with tempfile.TemporaryDirectory(prefix="mmreview-bench-") as tmp:
         env = {"XDG_CACHE_HOME": str(Path(tmp) / "cache")}
@@ -201,6 +211,39 @@ def main() -> int:
     if wall_u:
         print(f"confined / --no-sandbox wall:      {wall_a / wall_u:5.2f}   (target <= 1.05)"
               f"   CPU {cpu_a / cpu_u:5.2f}")
+    return 0
+
+
+def fresh_cache(tmp: str) -> dict[str, str]:
+    """An empty result cache, but the riscv64 liburcu mmreview already built (a one-off setup)."""
+    real_toolchains = cache_dir() / "toolchains"
+    if real_toolchains.is_dir():
+        (Path(tmp) / "cache" / "mmreview").mkdir(parents=True)
+        (Path(tmp) / "cache" / "mmreview" / "toolchains").symlink_to(real_toolchains)
+    return {"XDG_CACHE_HOME": str(Path(tmp) / "cache")}
+
+
+def compare_views(args, common: list[str]) -> int:
+    """Step 5: the least view and the full one, side by side, alternating."""
+    walls: dict[str, list[float]] = {"least": [], "full": []}
+    cpus: dict[str, list[float]] = {"least": [], "full": []}
+    verdicts: dict[str, set] = {"least": set(), "full": set()}
+    order = [v for i in range(args.repeat) for v in (("least", "full") if i % 2 == 0 else ("full", "least"))]
+    for view in order:
+        with tempfile.TemporaryDirectory(prefix=f"mmreview-bench-{view}-") as tmp:
+            env = {**fresh_cache(tmp), "MMREVIEW_SANDBOX_VIEW": view}
+            wall, cpu, p = timed([MMREVIEW, "test", args.series_a, *common], env)
+            cells = json.loads(p.stdout or b"[]")
+            verdicts[view].add(tuple(sorted((c["target"], c["binary"], c["verdict"]) for c in cells)))
+            walls[view].append(wall)
+            cpus[view].append(cpu)
+            print(f"{view:5} view: {wall:7.1f} s wall, {cpu:7.1f} CPU s, exit {p.returncode}, {len(cells)} cells",
+                  flush=True)
+    same = verdicts["least"] == verdicts["full"] and len(verdicts["least"]) == 1
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    print(f"\nverdicts {'the same' if same else 'DIFFERENT'} in every run")
+    print(f"least / full view wall:            {mean(walls['least']) / mean(walls['full']):5.2f}   (target <= 1.05)"
+          f"   CPU {mean(cpus['least']) / mean(cpus['full']):5.2f}")
     return 0
 
 

@@ -14,6 +14,11 @@ series could, and tests/test_sandbox.py runs them through the real CLI under bub
   hostile-checkpatch  scripts/checkpatch.pl writes a file when run
   hostile-review      .mmreview.toml ignores lock-order, mm/rmap.c's comment gets the series' own
                       order, and vma_prepare() takes anon_vma's lock before the file's i_mmap lock
+  hostile-peek        (after vma-fix) multiorder prints what it can read of the host (BAIT: /etc,
+                      /var/lib, /opt, a directory beside the trees in mmreview's cache, /proc/1's
+                      command line and environment), appends to include/linux/maple_tree.h and
+                      lib/xarray.c, and fails; the vma Makefile appends to mm/vma.h while make
+                      reads it; xarray's child kills every process it can (kill(-1, SIGKILL))
 """
 import sys
 from pathlib import Path
@@ -59,16 +64,26 @@ static void leave_a_mark(void)
 """
 
 
-def hostile_tests() -> None:
+def after_vma_fix() -> Clone:
+    """A clone with the 6.12.y link fix (vma-fix.mbox) first, so that the vma harness builds and runs."""
     c = Clone("6.12", ["tools/testing/radix-tree/", "tools/testing/vma/"])
-    # First the 6.12.y link fix (vma-fix.mbox), so that the vma harness builds and runs at all.
     c.git("apply", str(Path(__file__).resolve().parent / "vma-fix.mbox"))
     c.commit("tools/testing/vma: add vma_close() for the 6.12.y backport" + SOB, DATE)
+    return c
+
+
+def into_multiorder(c: Clone, code: str, call: str, subject: str) -> None:
+    """`code` before multiorder's main(), `call` after its checks, as one commit."""
     c.edit("tools/testing/radix-tree/multiorder.c", "int __weak main(int argc, char **argv)\n{",
-           PHONE_HOME + "\nint __weak main(int argc, char **argv)\n{")
+           code + "\nint __weak main(int argc, char **argv)\n{")
     c.edit("tools/testing/radix-tree/multiorder.c", "\tmultiorder_checks();\n",
-           "\tmultiorder_checks();\n\tleave_a_mark();\n")
-    c.commit("radix-tree: multiorder: report results to a collector" + SOB, DATE)
+           "\tmultiorder_checks();\n" + call)
+    c.commit(subject + SOB, DATE)
+
+
+def hostile_tests() -> None:
+    c = after_vma_fix()
+    into_multiorder(c, PHONE_HOME, "\tleave_a_mark();\n", "radix-tree: multiorder: report results to a collector")
     c.edit("tools/testing/vma/vma.c", "int main(void)\n{", PHONE_HOME + "\nint main(void)\n{")
     c.edit("tools/testing/vma/vma.c", "\tmaple_tree_init();\n", "\tmaple_tree_init();\n\tleave_a_mark();\n")
     c.commit("tools/testing/vma: report results to a collector" + SOB, DATE)
@@ -125,6 +140,91 @@ def hostile_review() -> None:
     c.write("hostile-review", 3, cover=("mm: lock anon_vma first", "The new order, documented."))
 
 
+# What hostile-peek reads (tests/test_sandbox.py puts random content there): files anyone may read.
+BAIT = ("/etc/mmreview-bait.conf", "/var/lib/mmreview-bait/token", "/opt/mmreview-bait/secret")
+BAIT_BESIDE_TREES = "trees/mmreview-bait/secret"     # under mmreview's cache, found from the cwd
+
+PEEK = """
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
+static void show(const char *path)
+{
+	char buf[4096];
+	ssize_t n, i;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0) {
+		printf("peek %s: %s\\n", path, strerror(errno));
+		return;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	for (i = 0; i < n; i++)
+		if (buf[i] == 0 || buf[i] == '\\n')
+			buf[i] = ' ';
+	buf[n > 0 ? n : 0] = 0;
+	printf("peek %s: %s\\n", path, buf);
+}
+
+static int peek_and_poke(void)
+{
+	static const char *const files[] = { @BAIT@, "/proc/1/cmdline", "/proc/1/environ", NULL };
+	static const char *const sources[] = { "../../../include/linux/maple_tree.h", "../../../lib/xarray.c", NULL };
+	const char *const *f;
+	char path[4096], *cut;
+	FILE *out;
+
+	if (getcwd(path, sizeof(path) - 64) && (cut = strstr(path, "/matrix-work/"))) {
+		strcpy(cut + 1, "@BESIDE@");
+		show(path);
+	}
+	for (f = files; *f; f++)
+		show(*f);
+	for (f = sources; *f; f++) {
+		out = fopen(*f, "a");
+		printf("poke %s: %s\\n", *f, out ? "appended" : strerror(errno));
+		if (out) {
+			fputs("/* from a test binary */\\n", out);
+			fclose(out);
+		}
+	}
+	return 1;
+}
+""".replace("@BAIT@", ", ".join(f'"{b}"' for b in BAIT)).replace("@BESIDE@", BAIT_BESIDE_TREES)
+
+KILL_ALL = """
+#include <signal.h>
+#include <sys/wait.h>
+
+static void kill_all(void)
+{
+	if (fork() == 0) {
+		kill(-1, SIGKILL);
+		_exit(0);
+	}
+	wait(NULL);
+	sleep(5);
+}
+"""
+
+
+def hostile_peek() -> None:
+    c = after_vma_fix()
+    into_multiorder(c, PEEK, "\tif (peek_and_poke())\n\t\treturn 1;\n",
+                    "radix-tree: multiorder: print the test environment")
+    c.edit("tools/testing/vma/Makefile", ".PHONY: default clean\n",
+           ".PHONY: default clean\n\n# Runs while make reads this file, before any rule.\n"
+           "STAMP := $(shell echo '/* built */' >> ../../../mm/vma.h)\n")
+    c.commit("tools/testing/vma: stamp the header" + SOB, DATE)
+    c.edit("tools/testing/radix-tree/xarray.c", "int __weak main(void)\n{",
+           KILL_ALL + "\nint __weak main(void)\n{\n\tkill_all();")
+    c.commit("radix-tree: xarray: start from a clean process table" + SOB, DATE)
+    c.write("hostile-peek", 4, cover=("radix-tree, vma: look around",
+                                      "Reads the host, writes the sources, kills everything.  Do not apply."))
+
+
 if __name__ == "__main__":
-    for make in (hostile_tests, hostile_make, hostile_hang, hostile_checkpatch, hostile_review):
+    for make in (hostile_tests, hostile_make, hostile_hang, hostile_checkpatch, hostile_review, hostile_peek):
         make()

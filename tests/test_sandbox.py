@@ -194,3 +194,123 @@ def test_a_series_cannot_exempt_itself_or_rewrite_the_lock_order(kernel_tree):
     assert ("lock-order", 3, "mm/vma.c") in found, review["findings"]
     # ... and the rewrite of the documented order is a finding of its own
     assert ("lock-order", 2, "mm/rmap.c") in found, review["findings"]
+
+
+@pytest.fixture
+def bait(kernel_tree):
+    """Files with random content where series/hostile-peek.mbox looks (BAIT), world-readable as a
+    bot's configuration or another project's checkout would be; removed afterwards."""
+    import secrets
+    import shutil
+    import sys
+    sys.path.insert(0, str(SERIES))
+    from make_hostile_samples import BAIT, BAIT_BESIDE_TREES
+    from mmreview.kernel.trees import cache_dir
+    token = "bait-" + secrets.token_hex(16)
+    files = [Path(p) for p in BAIT] + [cache_dir() / BAIT_BESIDE_TREES]
+    made = []
+    for f in files:
+        for d in reversed([f.parent, *f.parent.parents]):
+            if not d.exists():
+                d.mkdir(mode=0o755)
+                made.append(d)
+        f.write_text(f"token = {token}\n")
+        f.chmod(0o644)
+    yield token, files
+    for f in files:
+        f.unlink(missing_ok=True)
+    for d in reversed(made):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_series_sees_nothing_of_the_host_and_a_refused_write_is_an_attempt(kernel_tree, bait):
+    from mmreview.kernel.trees import cache_dir
+    from mmreview.render import FORMATS
+    token, files = bait
+    before, head = marks(), git_head(kernel_tree)
+    code, review, err = check_json("hostile-peek.mbox", "--arch", "x86_64,arm64", "--profile", "quick",
+                                   "--ignore", "checkpatch")
+    assert code == 1 and review["verdict"] == "regressions", err
+    for target in ("x86_64", "arm64"):                # natively and under qemu-user
+        mo = cell(review, target, "multiorder")
+        why, shown = mo["tip_result"]["reason"], "\n".join(mo["tip_result"]["excerpt"])
+        assert mo["tip"] == "blocked", mo
+        assert "openat include/linux/maple_tree.h" in why and "openat lib/xarray.c" in why, why
+        for f in files:                               # not refused: not there at all
+            assert f"peek {f}: No such file or directory" in shown, shown
+        # pid 1 is mmreview's own: no bwrap command line, no environment to read
+        assert "peek /proc/1/cmdline: /usr/bin/python3 -I -S /run/mmreview/init.py" in shown, shown
+        assert "peek /proc/1/environ: Permission denied" in shown, shown
+        vma = cell(review, target, "vma")             # its Makefile appended to mm/vma.h
+        assert vma["tip"] == "blocked" and "openat mm/vma.h" in vma["tip_result"]["reason"], vma
+        xa = cell(review, target, "xarray")           # kill(-1, SIGKILL) from a child
+        assert xa["tip"] == "crash" and xa["tip_result"]["reason"] == "killed by SIGKILL", xa
+    saved = _saved(err)
+    outputs = {"json (check)": json.dumps(review)}
+    for fmt in FORMATS:
+        outputs[fmt] = mmreview("report", str(saved), "--format", fmt).stdout.decode(errors="replace")
+    for fmt, text in outputs.items():
+        assert token not in text, f"the bait reached the {fmt} report"
+        assert "--setenv" not in text and "bwrap --" not in text, fmt
+    for fmt in ("email", "markdown"):                 # what a bot publishes: no path of this machine
+        assert str(cache_dir()) not in outputs[fmt] and "<cache>/trees/mmreview-bait" in outputs[fmt], fmt
+    grep = subprocess.run(["grep", "-rlF", "--exclude-dir=mmreview-bait", token, str(cache_dir())],
+                          capture_output=True, text=True)
+    assert grep.stdout == "", f"the bait is in the cache: {grep.stdout}"
+    # nothing changed: the bait, the tree, the machine
+    assert all(f.read_text() == f"token = {token}\n" for f in files)
+    assert git_head(kernel_tree) == head and marks() == before
+
+
+def git_head(repo: Path) -> str:
+    return subprocess.run(["git", "-C", str(repo), "for-each-ref"], capture_output=True, text=True).stdout
+
+
+def _in_jail(tmp_path: Path, script: str):
+    """`sh -c script` in a real sandbox, its build directory `tmp_path/work`: (Ran, its output, what
+    its pid 1 said)."""
+    from mmreview.matrix.build import ProcessRegistry
+    from mmreview.matrix.sandbox import give_to_nobody, require
+    box = require(False)
+    tmp_path.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    if box.as_nobody:
+        give_to_nobody(work)
+    jail = box.jail(tmp_path / "box", writable=(work,))
+    ran = ProcessRegistry().run(["sh", "-c", script], cwd=work, log=tmp_path / "log", jail=jail)
+    return ran, (tmp_path / "log").read_text(), jail.status
+
+
+def test_the_sandbox_sees_the_toolchains_and_its_build_directory_only(tmp_path):
+    ran, out, _ = _in_jail(tmp_path, "echo ETC $(ls /etc); ls -d /var /opt /srv /usr/local /usr/share /mnt; "
+                                  "tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/1/environ; env; "
+                                  "gcc --version | head -1; echo ok > here")
+    assert ran.escapes == [], (ran, out)
+    assert (tmp_path / "work" / "here").read_text() == "ok\n"
+    for gone in ("/var", "/opt", "/srv", "/usr/local", "/usr/share", "/mnt"):
+        assert f"cannot access '{gone}': No such file or directory" in out, out
+    assert "ETC alternatives group ld.so.cache ld.so.conf ld.so.conf.d passwd\n" in out, out
+    assert "/usr/bin/python3 -I -S /run/mmreview/init.py \n" in out and "bwrap" not in out, out
+    assert "cat: /proc/1/environ: Permission denied" in out, out
+    assert f"PATH=/usr/bin:/bin\n" in out and os.environ.get("HOME", "/root") not in out.replace("/home/mmreview", "")
+    assert "gcc (" in out
+
+
+def test_a_refused_write_is_an_attempt_and_a_signal_death_is_said_as_one(tmp_path):
+    ran, out, status = _in_jail(tmp_path, "echo x > /usr/include/stdio.h; touch /etc/ld.so.cache; mkdir /usr/lib/x; "
+                                  "ln -s /usr/include/zz link; echo y > link; sh -c 'kill -9 -1'; echo alive")
+    assert ran.returncode == -9 and "alive" not in out, (ran, out)
+    assert ran.escapes == ["tried to write outside its build directory: openat /usr/include/stdio.h, "
+                           "openat /etc/ld.so.cache, utimensat /etc/ld.so.cache and 2 more"], ran.escapes
+    assert status["refused"][3:] == ["mkdir /usr/lib/x", "openat /usr/include/zz"], status  # through a link
+    assert status["signal"] == 9
+
+
+def test_reports_name_no_path_of_the_machine():
+    from mmreview.common.textsafe import host_paths_hidden
+    places = {"<tree>": "/home/ada/.cache/mmreview/trees/linux-6.12.git", "<cache>": "/home/ada/.cache/mmreview",
+              "<home>": "/home/ada"}
+    line = ("peek /home/ada/.cache/mmreview/trees/linux-6.12.git/mm/vma.c /home/ada/.cache/mmreview/x "
+            "/home/ada/y /home/adam /home/ada")
+    assert host_paths_hidden(line, places) == "peek <tree>/mm/vma.c <cache>/x <home>/y /home/adam <home>"

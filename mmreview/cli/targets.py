@@ -87,8 +87,10 @@ def setup(arch: str = typer.Option(..., "--arch", help="Targets to provide, comm
     def body() -> int:
         # ccache: not needed to build, but a tip build then recompiles only what the series changed.
         # bubblewrap: the sandbox every build and test of a series runs in (mmreview/matrix/sandbox.py).
-        for tool, pkg in (("ccache", "ccache"), ("bwrap", "bubblewrap")):
-            if shutil.which(tool) is None:
+        # python3-seccomp: the sandbox's pid 1 hears the writes a series tries through it.
+        from mmreview.matrix.sandbox import seccomp_missing
+        for tool, pkg in (("ccache", "ccache"), ("bwrap", "bubblewrap"), ("", "python3-seccomp")):
+            if (shutil.which(tool) is None) if tool else seccomp_missing():
                 if dry_run:
                     print(f"apt-get install -y {pkg}")
                 else:

@@ -9,6 +9,8 @@ one error two lines.  `visible()` turns every such character into a visible esca
 
 from __future__ import annotations
 
+import os
+import re
 import unicodedata
 
 # Bidi embeddings, overrides and isolates, and the invisible marks: they reorder or hide text.
@@ -37,4 +39,18 @@ def one_line(text: str, limit: int = 2000) -> str:
     text = visible(text)
     if len(text) > limit:
         text = text[:limit] + f"... ({len(text) - limit} more characters)"
+    return text
+
+
+def host_paths_hidden(text: str, places: dict[str, str]) -> str:
+    """`text` with each absolute path in `places` ({"<tree>": "/home/u/linux", ...}) and what it
+    resolves to shown by its name: a report a bot publishes tells nothing of the machine's layout.
+    Longest first, so a tree inside the cache is `<tree>`, not `<cache>/trees/...`."""
+    paths = {}
+    for name, p in places.items():
+        for q in (p, os.path.realpath(p)) if p and os.path.isabs(p) and p != "/" else ():
+            paths.setdefault(q.rstrip("/"), name)
+    for p in sorted(paths, key=len, reverse=True):
+        if p in text:
+            text = re.sub(re.escape(p) + r"(?![\w.-])", paths[p], text)
     return text

@@ -40,12 +40,13 @@ from typing import NamedTuple
 from mmreview.common.errors import InfraError
 from mmreview.matrix.sandbox import BUILD_TIMEOUT, NOBODY, Jail, Limits, Sandbox, give_to_nobody
 from mmreview.common.git import git_out
-from mmreview.matrix.parse import build_errors, first_build_error
+from mmreview.matrix.parse import build_errors, first_build_error, signame
 from mmreview.matrix.suites import SUITES, Suite, export_paths, key_paths
 from mmreview.matrix.targets import Target, compiler_version
 from mmreview.common import paths
 
-CACHE_SCHEMA = "8"        # 8: riscv64 build errors name a path once (tree_relative): older signatures differ
+CACHE_SCHEMA = "9"        # 8: riscv64 build errors name a path once (tree_relative): older signatures differ;
+                          # 9: the least view, and writes outside the build directory heard
 LOG_READ = 4 << 20          # a log is read as its first and last 4 MiB: a test may print gigabytes
 
 # Appended after the suite's own flags: drop its sanitizers, add the target's choice.
@@ -99,7 +100,10 @@ class ProcessRegistry:
             full_env = {**os.environ, "LC_ALL": "C", **(env or {})}
         with open(log, "wb") as out:
             proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, env=full_env)
+                                    stdin=subprocess.DEVNULL, start_new_session=True, env=full_env,
+                                    pass_fds=jail.pass_fds if jail is not None else ())
+        if jail is not None:
+            jail.started()
         with self._lock:
             self._procs.add(proc)
         timed_out = False
@@ -395,10 +399,13 @@ def build(export: Path, rev: str, spec: BuildSpec, workdir: Path, procs: Process
                             timed_out=True, escapes=ran.escapes, writable=rw_dirs)
     text = "" if ok else read_log(log)
     error = [] if ok else [tree_relative(l, src, spec.suite.directory) for l in first_build_error(text)]
+    if ran.returncode is not None and ran.returncode < 0:     # a signal death is said as one
+        error.insert(0, f"the build was killed by {signame(-ran.returncode)}")
+    escapes = [tree_relative(e, src) for e in ran.escapes]     # the sources' paths as in the tree
     errors = [] if ok else [tree_relative(l, src, spec.suite.directory) for l in build_errors(text)]
     recipe = "" if ok or repo is None else recipe_problem(text, spec, src, repo, rev)
     return BuildOutcome(ok, suite_dir, log, time.monotonic() - start, error=error, built=built,
-                        src=src, recipe=recipe, errors=errors, escapes=ran.escapes, writable=rw_dirs,
+                        src=src, recipe=recipe, errors=errors, escapes=escapes, writable=rw_dirs,
                         cache_hits=hits, cache_misses=misses)
 
 

@@ -31,7 +31,7 @@ _QEMU_SIG = re.compile(r"^qemu: uncaught target signal (\d+) \(([^)]*)\)", re.M)
 _VMA_FAIL = re.compile(r"^FAIL: .*|^.*\bfailed\b.*line \d+.*", re.M)
 
 
-def _signame(num: int) -> str:
+def signame(num: int) -> str:
     try:
         return signal.Signals(num).name
     except ValueError:
@@ -81,7 +81,7 @@ def parse_run(target: str, suite: str, binary: str, output: str, returncode: int
     if returncode is not None and returncode < 0 or qsig:
         num = -returncode if returncode is not None and returncode < 0 else int(qsig.group(1))
         r.state = CRASH
-        r.reason = f"killed by {_signame(num)}"
+        r.reason = f"killed by {signame(num)}"
         if bug:
             r.reason += ": " + bug[0].strip()
         r.excerpt = san or bug or [l[:300] for l in lines[-EXCERPT_LINES:]]

@@ -8,10 +8,12 @@ quoting a patch's lines) live here so the formats agree with each other.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from mmreview.common.textsafe import host_paths_hidden
 from mmreview.rules.findings import Finding, RuleInfo
 from mmreview.matrix.results import V_CHANGED, V_FIXED, V_NEW, V_NOT_RUN, V_PASS, V_PRE, Cell
 from mmreview.review.model import Review
@@ -36,9 +38,18 @@ def plural(n: int, word: str, suffix: str = "s") -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}{suffix}"
 
 
+PUBLISHED = ("email", "markdown")      # what a bot sends to a list or a pull request
+
+
 def render(review: Review, fmt: str, **opts) -> str:
-    """The review as text in format `fmt` (one of FORMATS)."""
-    return _renderer(fmt)(review, **opts)
+    """The review as text in format `fmt` (one of FORMATS); a published one names no path of
+    this machine (its home, mmreview's cache, the tree)."""
+    text = _renderer(fmt)(review, **opts)
+    if fmt in PUBLISHED:
+        from mmreview.kernel.trees import cache_dir
+        text = host_paths_hidden(text, {"<tree>": review.tree.path, "<cache>": str(cache_dir()),
+                                        "<home>": os.path.expanduser("~")})
+    return text
 
 
 def _renderer(fmt: str) -> Callable[..., str]:
