@@ -271,7 +271,7 @@ def test_quick_profile_review_on_the_site_and_in_the_mail(world):
     assert str(world["dir"]) not in text and "/root" not in text       # nothing of the host
     index_dom = _chromium((site / "index.html").as_uri(), world["dir"], world["dir"] / "index.png")
     newest = [t for (t,) in query(cfg, "SELECT p.title FROM reviews r JOIN postings p ON "
-                                       "p.id=r.posting WHERE r.state='done' ORDER BY r.finished_at DESC")]
+                                       "p.id=r.posting WHERE r.state='done' ORDER BY r.finished_at DESC, r.id DESC")]
     assert len(newest) == 2 and index_dom.index(newest[0]) < index_dom.index(newest[1])  # newest first
     assert "regressions" in index_dom and "findings" in index_dom
     from mmreview.render.markdown import render_markdown
