@@ -81,6 +81,9 @@ stderr = OutConsole(stderr=True, highlight=False, emoji=False)
 
 T = TypeVar("T")
 
+SERIES_HELP = "mbox, directory of .patch/.eml, maildir, '-' for stdin, A..B, or a Message-ID / lore link."
+SeriesArgument = typer.Argument(..., metavar="SERIES", help=SERIES_HELP)
+
 TreeOption = typer.Option(None, "--tree", help="Kernel git tree: a path, or a provisioned kernel: "
                                               f"{kernels.known_text()} (`mmreview tree list`); default: "
                                               "the kernel checkout you are in, else the provisioned "

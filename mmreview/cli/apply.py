@@ -13,7 +13,8 @@ from rich.text import Text
 
 from mmreview.apply.diagnose import failed_on
 from mmreview.apply.checkout import APPLIED, APPLIED_3WAY, FAILED, ApplyResult, apply_series
-from mmreview.cli.app import LoreOption, NewestOption, TreeOption, app, lore_options, run_command, stderr, stdout
+from mmreview.cli.app import (LoreOption, NewestOption, SeriesArgument, TreeOption, app, lore_options,
+                              run_command, stderr, stdout)
 from mmreview.common.errors import EXIT_FINDINGS, EXIT_OK
 from mmreview.intake.series import Series
 from mmreview.common.textsafe import visible as V
@@ -75,9 +76,7 @@ def _table(result: ApplyResult) -> None:
 
 @app.command("apply")
 def apply_cmd(
-    series_arg: str = typer.Argument(..., metavar="SERIES",
-                                     help="mbox, directory of .patch/.eml, maildir, '-' for stdin, A..B, "
-                                          "or a Message-ID / lore link."),
+    series_arg: str = SeriesArgument,
     tree: Optional[str] = TreeOption,
     lore: Optional[str] = LoreOption,
     newest: bool = NewestOption,

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from mmreview.cli.app import (BuildTimeoutOption, FailOnOption, LoreOption, NewestOption, NoSandboxOption,
+from mmreview.cli.app import (SeriesArgument, BuildTimeoutOption, FailOnOption, LoreOption, NewestOption, NoSandboxOption,
                               TreeOption, app, fail_usage, lore_options, run_command, stderr, stdout)
 from mmreview.common.outputs import check_output, write_output
 from mmreview.render import FORMATS
@@ -61,9 +61,7 @@ def emit(review: Review, fmt: str, output: Optional[Path], sender: Optional[str]
 
 @app.command("check")
 def check_cmd(
-    series_arg: str = typer.Argument(..., metavar="SERIES",
-                                     help="mbox, directory of .patch/.eml, maildir, '-' for stdin, A..B, "
-                                          "or a Message-ID / lore link."),
+    series_arg: str = SeriesArgument,
     tree: Optional[str] = TreeOption,
     lore: Optional[str] = LoreOption,
     newest: bool = NewestOption,

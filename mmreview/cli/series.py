@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mmreview.cli.app import LoreOption, NewestOption, TreeOption, app, lore_options, run_command, stdout
+from mmreview.cli.app import SeriesArgument, LoreOption, NewestOption, TreeOption, app, lore_options, run_command, stdout
 from mmreview.intake.read import load_series
 from mmreview.intake.series import Series
 from mmreview.common.textsafe import visible as V
@@ -20,10 +20,7 @@ from mmreview.kernel.trees import open_tree
 
 @app.command("series")
 def series_cmd(
-    source: str = typer.Argument(..., metavar="SERIES",
-                                 help="An mbox, a directory of .patch/.eml files, a maildir, "
-                                      "'-' for stdin, a git range A..B of the tree, or a "
-                                      "Message-ID / lore link."),
+    source: str = SeriesArgument,
     tree: Optional[Path] = TreeOption,
     lore: Optional[str] = LoreOption,
     newest: bool = NewestOption,

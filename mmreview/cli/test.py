@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from mmreview.cli.app import (BuildTimeoutOption, LoreOption, NewestOption, NoSandboxOption, TreeOption, app,
+from mmreview.cli.app import (SeriesArgument, BuildTimeoutOption, LoreOption, NewestOption, NoSandboxOption, TreeOption, app,
                               lore_options, run_command, stderr)
 from mmreview.cli.worker import ClusterOption
 from mmreview.common.errors import EXIT_INFRA, EXIT_OK
@@ -17,7 +17,7 @@ from mmreview.common.errors import EXIT_INFRA, EXIT_OK
 
 @app.command("test")
 def test(
-    series: str = typer.Argument(..., help="The series: mbox, directory, maildir, '-', a git range, or a Message-ID / lore link."),
+    series: str = SeriesArgument,
     tree: Optional[str] = TreeOption,
     lore: Optional[str] = LoreOption,
     newest: bool = NewestOption,
