@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest_rules import BASE, make_mbox, scratch_clone  # noqa: E402
+from conftest_rules import make_mbox, root, scratch_clone  # noqa: E402
 from mmreview.apply.checkout import apply_series  # noqa: E402
 from mmreview.rules.analysis.cparse import parse  # noqa: E402
 from mmreview.intake.read import load_series  # noqa: E402
@@ -88,7 +88,7 @@ def main() -> None:
             cp = run_rules(series, co, only=("checkpatch",))
             t_cp_rule = time.monotonic() - t0
             scripts = Path(tmp) / "scripts-export"
-            co.export(BASE, scripts, ["scripts/checkpatch.pl", "scripts/spelling.txt",
+            co.export(root(clone), scripts, ["scripts/checkpatch.pl", "scripts/spelling.txt",
                                       "scripts/const_structs.checkpatch"])
             t0, k0 = time.monotonic(), _children_cpu()
             for p in series.patches:
