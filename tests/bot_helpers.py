@@ -289,3 +289,45 @@ def synthetic_series(kernel_tree: Path, d: Path, n: int, start: int = 0) -> list
         raws[0] = raws[0].replace(b"*** SUBJECT HERE ***", f"synthetic series {i}".encode())
         out.append(fresh(raws, f"syn{i}"))
     return out
+
+
+def variant_series(kernel_tree: Path, d: Path, n: int, tag: str, mbox: str | None = None,
+                   break_build: bool = False) -> list[list[bytes]]:
+    """n distinct series making the same change to the code — `mbox`'s patches, or a line that
+    breaks lib/xarray.c's build — plus a line of their own in Documentation/mm/index.rst, which
+    no suite builds: each is new content (not a resend of another), all fail the matrix the same
+    way, and the results cache runs the failing cell once.  Cover letter, base-commit, To the list."""
+    work = d / f"variants-{tag}"
+    if not work.exists():
+        git(d, "clone", "--quiet", "--shared", "--no-checkout", str(kernel_tree), str(work))
+        git(work, "sparse-checkout", "set", "--no-cone", "/lib/xarray.c", "/Documentation/mm/index.rst")
+        git(work, "checkout", "--quiet", "master")
+    base = git(work, "rev-parse", "master")
+    ada = {"GIT_AUTHOR_NAME": "Ada Reviewer", "GIT_AUTHOR_EMAIL": "ada@example.org",
+           "GIT_COMMITTER_NAME": "Ada Reviewer", "GIT_COMMITTER_EMAIL": "ada@example.org"}
+
+    def as_ada(*args: str) -> str:          # the whole series by one author, as she sends it
+        return subprocess.run(["git", "-C", str(work), *args], check=True, capture_output=True,
+                              text=True, env={**os.environ, **ada, "LC_ALL": "C"}).stdout
+    out = []
+    for i in range(n):
+        git(work, "checkout", "--quiet", "-B", f"{tag}{i}", base)
+        if mbox:
+            as_ada("am", "--quiet", "--empty=drop", str(SERIES / mbox))
+        if break_build:
+            f = work / "lib/xarray.c"
+            f.write_text(f.read_text().replace('#include "radix-tree.h"\n',
+                                               '#include "radix-tree.h"\n#include "xarray-internal.h"\n', 1))
+            as_ada("commit", "--quiet", "-am", "xarray: include the internal header\n\nThe helpers "
+                   "that follow will be declared there.\n\nSigned-off-by: Ada Reviewer <ada@example.org>")
+        doc = work / "Documentation/mm/index.rst"
+        doc.write_text(doc.read_text() + f"\n.. {tag} note {i}: for the bot's tests.\n")
+        as_ada("commit", "--quiet", "-am", f"docs/mm: note {tag} {i}\n\nA note for the tests of "
+               f"the review bot.\n\nSigned-off-by: Ada Reviewer <ada@example.org>")
+        mbox_text = as_ada("format-patch", "--stdout", "--cover-letter", "--thread=shallow",
+                           f"--base={base}", f"--to={LIST}", "--subject-prefix=PATCH",
+                           "--no-signature", f"{base}..HEAD")
+        raws = [m for m in _SPLIT.split(mbox_text.encode() + b"\n") if m.strip()]
+        raws[0] = raws[0].replace(b"*** SUBJECT HERE ***", f"xarray: series {tag} {i}".encode())
+        out.append(fresh(raws, f"{tag}{i}"))
+    return out

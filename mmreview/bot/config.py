@@ -42,6 +42,20 @@
     stop_from = ["akpm@linux-foundation.org"]
     incomplete = false             # answer a series still partial after `grace`
     did_not_apply = true           # answer a series that does not apply
+    summary_after = 2              # 0-day's rule (0 = off): see below
+    summary_wait = "1h"            # how long held reviews gather before their summary leaves
+
+summary_after: a matrix *new failure* is the error that can be the base's or the test machine's
+rather than the author's (a broken branch head fails every series on it the same way).  Once
+`summary_after` series on the same base (the commit the review applied on) have been mailed for
+one error signature (target, suite/binary, first failing line without paths or numbers), a
+later review whose new failures are all such signatures is not mailed in its thread: it is held,
+and the reviews held under one policy and base leave together as ONE mail, "[mmreview] BUILD
+REGRESSION <branch> <head>: N series, M errors", `summary_wait` after the first was held (To
+the policy's lists, Cc the held authors; `author`: To the held authors; `dry-run`: a file).
+Rule findings and a series that did not apply are the series' own: always mailed in its thread.
+This is 0-day's trick (Fengguang Wu, LKML 2016-10-31): report the first 2 the regular way,
+then one summary, so a broken base does not flood the list yet no distinct error is hidden.
 """
 
 from __future__ import annotations
@@ -77,6 +91,8 @@ class ListPolicy:
     stop_from: list[str] = field(default_factory=list)
     incomplete: bool = False
     did_not_apply: bool = True
+    summary_after: int = 2          # 0: every review mailed in its thread
+    summary_wait: float = 3600
 
 
 @dataclass
@@ -139,7 +155,7 @@ def _list(where: str, v: Any) -> list[str]:
 
 def _policy(where: str, d: dict, default: ListPolicy | None) -> ListPolicy:
     known = {"match", "reply", "cc", "embargo", "rate", "stop_from", "incomplete", "did_not_apply",
-             "lists"}
+             "summary_after", "summary_wait", "lists"}
     for k in d:
         if k not in known:
             raise BadInput(f"{where}.{k}", f"unknown setting (known: {', '.join(sorted(known - {'lists'}))})")
@@ -150,13 +166,18 @@ def _policy(where: str, d: dict, default: ListPolicy | None) -> ListPolicy:
     rate = d.get("rate", base.rate)
     if not isinstance(rate, int) or rate < 1:
         raise BadInput(f"{where}.rate", "mails per author per hour: a whole number, at least 1")
+    after = d.get("summary_after", base.summary_after)
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise BadInput(f"{where}.summary_after", "series mailed per error before a summary: a whole "
+                                                 "number, 0 for never")
     return ListPolicy(
         match=[a.lower() for a in _list(f"{where}.match", d.get("match", []))],
         reply=reply, cc=_list(f"{where}.cc", d.get("cc", base.cc)),
         embargo=_seconds(f"{where}.embargo", d.get("embargo", base.embargo)), rate=rate,
         stop_from=[a.lower() for a in _list(f"{where}.stop_from", d.get("stop_from", base.stop_from))],
         incomplete=bool(d.get("incomplete", base.incomplete)),
-        did_not_apply=bool(d.get("did_not_apply", base.did_not_apply)))
+        did_not_apply=bool(d.get("did_not_apply", base.did_not_apply)), summary_after=after,
+        summary_wait=_seconds(f"{where}.summary_wait", d.get("summary_wait", base.summary_wait)))
 
 
 def load_config(path: str | Path) -> Config:

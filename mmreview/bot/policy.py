@@ -12,7 +12,9 @@ What is never sent: a review that is incomplete (infrastructure: mmreview could 
 should have; the operator's log has it and it is retried), a series that did not apply when
 `did_not_apply = false`, a partial series unless `incomplete = true`, anything of a thread a
 listed maintainer stopped, any older version.  A reply waits out the `embargo` after the series
-arrived, and an author gets at most `rate` mails an hour (the rest wait their turn).
+arrived, and an author gets at most `rate` mails an hour (the rest wait their turn).  A review
+whose only errors are matrix failures already mailed `summary_after` times on its base is held
+for one summary mail instead (summary.py).
 """
 
 from __future__ import annotations
@@ -83,13 +85,19 @@ def should_mail(pol: ListPolicy, review: Review) -> tuple[bool, str]:
     return True, ""
 
 
-def queue_review(store: Store, cfg: Config, posting: Row, review: Review, link: str | None) -> int | None:
+def queue_review(store: Store, cfg: Config, posting: Row, review: Review, link: str | None,
+                 review_id: int) -> int | None:
     """The review's mail into the outbox (inside the caller's transaction); None if the policy
-    says no mail."""
+    says no mail, or holds it for a summary (summary.py: 0-day's rule)."""
+    from mmreview.bot import summary
     from mmreview.render.email import render_email
     pol = policy_for(cfg, json.loads(posting.recipients))
     ok, _why = should_mail(pol, review)
     if not ok:
+        return None
+    sigs = summary.error_signatures(review)
+    if summary.should_hold(store, pol, review, sigs):
+        summary.record(store, pol, posting, review, review_id, sigs, None, time.time())
         return None
     msgid = new_msgid(cfg, posting.id, "review")
     text = render_email(review, sender=cfg.sender, msgid=msgid, link=link,
@@ -97,7 +105,9 @@ def queue_review(store: Store, cfg: Config, posting: Row, review: Review, link: 
     from email import message_from_bytes
     # As bytes: the body is 8-bit UTF-8 (a "×" in a matrix line), kept as it is.
     msg = message_from_bytes(text.encode("utf-8"), _class=EmailMessage, policy=SMTP)
-    return _queue(store, cfg, pol, posting, "review", msg, msgid)
+    mail = _queue(store, cfg, pol, posting, "review", msg, msgid)
+    summary.record(store, pol, posting, review, review_id, sigs, mail, time.time())
+    return mail
 
 
 def queue_incomplete(store: Store, cfg: Config, posting: Row, head: Row | None,

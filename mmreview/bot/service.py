@@ -13,7 +13,7 @@ import signal
 import time
 from pathlib import Path
 
-from mmreview.bot import watcher
+from mmreview.bot import summary, watcher
 from mmreview.bot.assembler import Assembler, classify
 from mmreview.bot.config import Config
 from mmreview.bot.outbox import Outbox
@@ -81,6 +81,7 @@ class Bot:
             self._assemble(now)
         self.runner.reap(now, self._reviewed)
         self.runner.start_due(self.assembler.mbox, now)
+        summary.queue_due(self.store, self.cfg, now)
         if self.outbox.send_due(now):
             self.site_dirty = True
         self._flush_log()
@@ -106,7 +107,7 @@ class Bot:
         if self.cfg.site_url:
             from mmreview.bot.site import review_url
             link = review_url(self.cfg, review_id)
-        queue_review(self.store, self.cfg, posting, review, link)
+        queue_review(self.store, self.cfg, posting, review, link, review_id)
         self.site_dirty = True
 
     def _flush_log(self) -> None:

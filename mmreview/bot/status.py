@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from mmreview.bot.store import Store
@@ -22,6 +23,28 @@ def _span(d: float) -> str:
     if d < 5400:
         return f"{d / 60:.0f} min"
     return f"{d / 3600:.1f} h"
+
+
+def _held(store: Store, now: float) -> list[str]:
+    """Reviews held for a summary (0-day's rule, summary.py), by base, and when it leaves."""
+    try:
+        rows = store.all("SELECT h.base, h.policy, h.held_at, h.due, p.id, p.title, p.version, "
+                         "(SELECT count(*) FROM errors e WHERE e.review=h.review) AS errors FROM held h "
+                         "JOIN postings p ON p.id=h.posting WHERE h.summary IS NULL ORDER BY h.held_at")
+    except sqlite3.OperationalError:          # a state file from before the summary rule
+        rows = []
+    out = [f"held for a summary ({len(rows)}):"]
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault((r.base, r.policy), []).append(r)
+    for (base, pol), rs in groups.items():
+        due = min(r.due for r in rs)
+        out.append(f"  on {base[:12]} ({pol}): a summary of {len(rs)} series, due {_ago(due, now)}")
+        out += [f"    series {r.id} v{r.version} {r.title!r}: {r.errors} repeated error(s), held "
+                f"{_ago(r.held_at, now)}" for r in rs]
+    if not rows:
+        out.append("  none")
+    return out
 
 
 def status_text(store: Store, now: float | None = None, errors: int = 5) -> str:
@@ -48,15 +71,17 @@ def status_text(store: Store, now: float | None = None, errors: int = 5) -> str:
         out.append(f"  series {r.id} v{r.version} {r.title!r}{when}")
     if not queued:
         out.append("  empty")
-    pending = store.all("SELECT o.msgid, o.not_before, o.attempts, o.last_error, o.state, p.title "
-                        "FROM outbox o JOIN postings p ON p.id=o.posting WHERE o.state IN "
-                        "('pending', 'sending') ORDER BY o.not_before")
+    pending = store.all("SELECT o.msgid, o.not_before, o.attempts, o.last_error, o.state, o.kind, "
+                        "coalesce(p.title, o.kind) AS title FROM outbox o LEFT JOIN postings p ON "
+                        "p.id=o.posting WHERE o.state IN ('pending', 'sending') ORDER BY o.not_before")
     out.append(f"mails pending ({len(pending)}):")
     for r in pending[:20]:
         err = f"; last error: {r.last_error}" if r.last_error else ""
-        out.append(f"  {r.title!r} ({r.state}, due {_ago(r.not_before, now)}{err})")
+        what = "the summary of held reviews" if r.kind == "summary" else repr(r.title)
+        out.append(f"  {what} ({r.state}, due {_ago(r.not_before, now)}{err})")
     if not pending:
         out.append("  none")
+    out += _held(store, now)
     errs = store.all("SELECT at, what FROM oplog WHERE what LIKE 'infrastructure:%' OR what LIKE "
                      "'mail %' ORDER BY id DESC LIMIT ?", errors)
     out.append(f"last errors ({len(errs)}):")

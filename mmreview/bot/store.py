@@ -6,6 +6,8 @@ review attempt, one per outgoing mail.  Every state change is one short transact
 
 - a review that was running when the bot died is found as `running` at start and queued again
   (reviewed twice only because it was interrupted);
+- a review held for a summary (0-day's rule, summary.py) is a `held` row written with the
+  review; its summary's outbox row and the `held` rows naming it are one transaction;
 - an outgoing mail moves pending -> sending (committed before the SMTP conversation starts) ->
   sent (committed after the server's 250).  A mail found `sending` at start is looked for
   (Outbox.settle) before it is sent again, under the same Message-ID.
@@ -81,7 +83,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     id          INTEGER PRIMARY KEY,
     posting     INTEGER NOT NULL,
     msgid       TEXT UNIQUE NOT NULL,
-    kind        TEXT NOT NULL,          -- review | incomplete
+    kind        TEXT NOT NULL,          -- review | incomplete | summary (posting 0)
     mode        TEXT NOT NULL,          -- send | dry-run
     author      TEXT NOT NULL,
     recipients  TEXT NOT NULL,          -- JSON list of envelope recipients
@@ -94,6 +96,25 @@ CREATE TABLE IF NOT EXISTS outbox (
     sent_at     REAL,
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT
+);
+CREATE TABLE IF NOT EXISTS errors (     -- a done review's matrix new failures (summary.py)
+    review      INTEGER NOT NULL,
+    posting     INTEGER NOT NULL,
+    base        TEXT NOT NULL,          -- the commit the review applied on
+    policy      TEXT NOT NULL,          -- the list policy (its match addresses)
+    signature   TEXT NOT NULL,
+    mail        INTEGER,                -- outbox.id of the review's own mail; NULL: held
+    PRIMARY KEY (review, signature)
+);
+CREATE INDEX IF NOT EXISTS errors_count ON errors(base, policy, signature);
+CREATE TABLE IF NOT EXISTS held (       -- reviews waiting for a summary instead of their own mail
+    review      INTEGER PRIMARY KEY,
+    posting     INTEGER NOT NULL,
+    base        TEXT NOT NULL,
+    policy      TEXT NOT NULL,
+    held_at     REAL NOT NULL,
+    due         REAL NOT NULL,          -- when its summary leaves: the first held + summary_wait
+    summary     INTEGER                 -- outbox.id of its summary; NULL: waiting; 0: dropped
 );
 CREATE TABLE IF NOT EXISTS cursors (
     inbox       TEXT PRIMARY KEY,
