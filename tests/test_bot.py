@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot_helpers import (BOT_FROM, LIST, MAINTAINER, SmtpRecorder, fresh, kernel_remote, kill, messages,
-                         synthetic_series,
+                         synthetic_series, variant_series,
                          msgid_of, query, reply, start_bot, wait_until, write_config)
 from conftest import MMREVIEW, git
 
@@ -345,5 +345,247 @@ def test_rate_limit_embargo_and_dry_run(tmp_path: Path):
         assert all(m.msg["To"].addresses[0].addr_spec == "ada@example.org" for m in smtp.mails)
         assert all(LIST in m.rcpt for m in smtp.mails)
         assert st.value("SELECT count(*) FROM outbox WHERE state='sent'") == 3
+    finally:
+        smtp.stop()
+
+
+# ---------------------------------------------------------------- 0-day's summary rule
+
+RUNS = Path(__file__).parent / "data" / "runs"
+
+
+def _failing_cell(log: str, text: str):
+    """A new-failure Cell from a captured log as the matrix reads it (parse_run for a run, the
+    first error for a build), paths made tree-relative as cell.py does."""
+    from mmreview.matrix import suites as S
+    from mmreview.matrix.build import tree_relative
+    from mmreview.matrix.parse import first_build_error, parse_run
+    from mmreview.matrix.results import BUILD_FAILED, Cell, RunResult
+    c = next(c for c in json.loads((RUNS / "index.json").read_text()) if c["log"] == log)
+    src, suite_dir = Path("/work/src"), S.get_suite(c["suite"]).directory
+    if c["kind"] == "run":
+        r = parse_run(c["target"], c["suite"], c["binary"], text, c["returncode"], c["seconds"])
+    else:
+        r = RunResult(target=c["target"], suite=c["suite"], binary=c["binaries"][0], state=BUILD_FAILED,
+                      excerpt=first_build_error(text))
+    r.excerpt = [tree_relative(l, src, suite_dir) for l in r.excerpt]
+    r.reason = tree_relative(r.reason, src, suite_dir)
+    return Cell(r.target, r.suite, r.binary, None, r)
+
+
+def _elsewhere(text: str) -> str:
+    """The same failure on another machine and a base that moved: other addresses, pids, line
+    numbers, and the build under another directory."""
+    import re
+    text = re.sub(r"0x[0-9a-f]{6,}", lambda m: hex(int(m.group(0), 16) + 0x10000), text)
+    text = re.sub(r"==\d+==", "==31337==", text)
+    text = re.sub(r"(\.[ch]|check_\w+):(\d+)", lambda m: f"{m.group(1)}:{int(m.group(2)) + 17}", text)
+    return text.replace("/work/src/", "/var/tmp/elsewhere/build-42/src/")
+
+
+@pytest.mark.parametrize("log, want", [
+    ("6.12-break-tip-x86_64-radix.xarray.log", "x86_64 radix-tree/xarray: crash: BUG at check_find_4"),
+    ("6.12-32bit-tip-i386-radix.xarray.log",
+     "i386 radix-tree/xarray: crash: xarray: test_xarray.c: check_xa_err: Assertion `0' failed."),
+    ("6.12-buildbreak-patch2-x86_64-radix.build.log",
+     "x86_64 radix-tree/multiorder: build-failed: xarray.c: undefined reference to `xas_sibling_end'"),
+    ("6.1-base-x86_64-radix.build.log", "x86_64 radix-tree/multiorder: build-failed: maple_tree.c: "
+                                        "error: 'fallthrough' undeclared (first use in this function)"),
+])
+def test_error_signature_of_captured_failures(log, want):
+    """Target, suite/binary and the first failing line without paths, positions, addresses or
+    pids: the same failure from another machine or a shifted base is the same error."""
+    from mmreview.bot.summary import cell_signature
+    text = (RUNS / log).read_text()
+    sig = cell_signature(_failing_cell(log, text))
+    assert sig == want
+    assert cell_signature(_failing_cell(log, _elsewhere(text))) == sig
+    assert "/" not in sig.split(": ", 1)[1] and "0x" not in sig
+
+
+def test_error_signature_normalisation():
+    from mmreview.bot.summary import normalise
+    assert normalise("/home/u/linux/lib/xarray.c:1151:7: error: 'x' undeclared") == \
+        normalise("../../../lib/xarray.c:1337: error: 'x'  undeclared") == "xarray.c: error: 'x' undeclared"
+    assert normalise("==1234==ERROR: AddressSanitizer: heap-use-after-free on address 0x60c0027ae580 pid 77") \
+        == "==PID==ERROR: AddressSanitizer: heap-use-after-free on address 0x pid N"
+    assert normalise("BUG at check_find_4:1339") != normalise("BUG at check_find_5:1339")
+
+
+def _summaries(mails) -> list:
+    return [m for m in mails if str(m.msg["Subject"] or "").startswith("[mmreview] BUILD REGRESSION")]
+
+
+def _status(cfg: Path) -> str:
+    p = subprocess.run([MMREVIEW, "bot", "status", "--config", str(cfg)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def test_one_summary_after_two_mails_of_one_error(world, kernel_tree):
+    """0-day's rule on a burst (quick profile, x86_64): 4 series hit the same new failure on one
+    base, 1 a failure of its own.  Two of the 4 are answered in their threads, the other two are
+    held and answered by ONE summary mail; the other failure in its thread.  The bot is killed
+    (SIGKILL) while the two are held, and again while the summary is being sent: still one
+    summary, no series answered twice, none lost."""
+    inbox, smtp = world["inbox"], world["smtp"]
+    same = variant_series(kernel_tree, world["dir"], 4, "s", mbox="matrix-break-xarray.mbox")
+    other = variant_series(kernel_tree, world["dir"], 1, "o", break_build=True)[0]
+    for raw in [r for s in same for r in s] + other:
+        inbox.deliver(raw)
+    cfg = _config(world, profile="quick", arch="x86_64", site=True, site_url="https://bot.example.org/mm/",
+                  list_policy={"summary_wait": "90s"})
+    held = lambda: query(cfg, "SELECT posting FROM held WHERE summary IS NULL")      # noqa: E731
+    bot = start_bot(cfg)
+    try:
+        wait_until(lambda: len(held()) == 2, 600, "two reviews held", bot)
+        assert not query(cfg, "SELECT 1 FROM outbox WHERE kind='summary'")
+        kill(bot)                                           # held, the summary not yet due
+        status = _status(cfg)
+        assert "held for a summary (2):" in status and "a summary of 2 series, due in" in status, status
+        smtp.accept_delay = 8                               # then killed in the summary's sending
+        bot = start_bot(cfg)
+        wait_until(lambda: _summaries(smtp.mails) and query(cfg, "SELECT 1 FROM outbox WHERE "
+                                                            "kind='summary' AND state='sending'"),
+                   300, "the summary in the middle of its sending", bot)
+        kill(bot)
+        assert "the summary of held reviews (sending" in _status(cfg)
+        smtp.accept_delay = 0
+        bot = start_bot(cfg)
+        wait_until(lambda: query(cfg, "SELECT 1 FROM outbox WHERE kind='summary' AND state='sent'") and
+                   len(smtp.mails) >= 4 and not query(cfg, "SELECT 1 FROM postings WHERE state IN "
+                                                          "('queued', 'running', 'collecting')"),
+                   300, "every series settled and the summary sent", bot)
+        time.sleep(4)                                       # and nothing more comes
+        mails = list(smtp.mails)
+    finally:
+        kill(bot)
+    replies = [m for m in mails if _thread(m)]
+    summaries = _summaries(mails)
+    assert len(summaries) == 1 and len(replies) == 3, [m.msg["Subject"] for m in mails]
+    roots = {msgid_of(s[0]): s for s in same}
+    answered = sorted(_thread(m) for m in replies)
+    assert msgid_of(other[0]) in answered and len(set(answered)) == 3
+    mailed = [r for r in answered if r in roots]
+    held_roots = sorted(set(roots) - set(mailed))
+    assert len(mailed) == 2 and len(held_roots) == 2
+    # The summary: to the list, Cc the held authors; names the error, the held series and the
+    # ones answered before, with links to their threads and pages; nothing of this host.
+    s = summaries[0]
+    base = git(world["tree"], "rev-parse", "master")
+    assert s.msg["Subject"] == f"[mmreview] BUILD REGRESSION master {base[:12]}: 2 series, 1 error"
+    assert s.msg["From"] == BOT_FROM and s.msg["To"] == LIST and "ada@example.org" in s.msg["Cc"]
+    assert sorted(s.rcpt) == sorted([LIST, "ada@example.org"]) and not s.msg["In-Reply-To"]
+    body = s.msg.get_content()
+    assert "x86_64 radix-tree/xarray: crash: BUG at check_find_4" in body and "To reproduce" in body
+    held_part, _, before_part = body.partition("Already answered in their threads:")
+    subject = lambda root: query(cfg, "SELECT title FROM postings WHERE root LIKE ?", root + "%")[0][0]  # noqa: E731
+    for root in held_roots:
+        assert subject(root) in held_part and f"{inbox.url.rstrip('/')}/{root}/" in held_part
+    for root in mailed:
+        assert subject(root) in before_part and subject(root) not in held_part
+    assert body.count("https://bot.example.org/mm/r/") == 4
+    assert str(world["dir"]) not in body and "/root" not in body and "/tmp" not in body
+    # The held series were answered by the summary alone; the kill in its sending settled by
+    # finding it on the list, not by sending it again.
+    assert query(cfg, "SELECT count(*) FROM held WHERE summary=(SELECT id FROM outbox WHERE "
+                      "kind='summary')")[0][0] == 2
+    log = (cfg.parent / "state" / "bot.log").read_text()
+    assert log.count("held for a summary") == 2 and "so it went" in log
+    assert "held for a summary (0):" in _status(cfg)
+
+
+def test_summary_after_zero_mails_every_series(world, kernel_tree):
+    """summary_after = 0: the rule is off; 4 series with one error, 4 replies in their threads."""
+    inbox, smtp = world["inbox"], world["smtp"]
+    same = variant_series(kernel_tree, world["dir"], 4, "z", mbox="matrix-break-xarray.mbox")
+    for raw in [r for s in same for r in s]:
+        inbox.deliver(raw)
+    cfg = _config(world, profile="quick", arch="x86_64", list_policy={"summary_after": 0})
+    p = subprocess.run([MMREVIEW, "bot", "--config", str(cfg), "--once"], capture_output=True,
+                       timeout=1800, cwd=cfg.parent)
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    mails = list(smtp.mails)
+    assert sorted(_thread(m) for m in mails) == sorted(msgid_of(s[0]) for s in same)
+    assert all(m.msg["X-Mmreview-Verdict"] == "regressions" for m in mails)
+    assert not _summaries(mails) and not query(cfg, "SELECT 1 FROM held")
+
+
+@pytest.fixture(scope="module")
+def repeated_error_review(kernel_tree, tmp_path_factory):
+    """A real Review with one new failure (matrix-break-xarray's, quick profile on x86_64; the
+    results cache makes it seconds after the first run)."""
+    from mmreview.review.model import Review
+    d = tmp_path_factory.mktemp("review")
+    s = variant_series(kernel_tree, d, 1, "r", mbox="matrix-break-xarray.mbox")[0]
+    mbox = d / "s.mbox"
+    mbox.write_bytes(b"".join(b"From mmreview Mon Jan  1 00:00:00 2001\n" + r + b"\n" for r in s))
+    p = subprocess.run([MMREVIEW, "check", str(mbox), "--tree", str(kernel_tree), "--profile", "quick",
+                        "--arch", "x86_64", "--format", "json"], capture_output=True, timeout=1800)
+    assert p.returncode == 1, p.stderr.decode()[-2000:]
+    review = Review.loads(p.stdout.decode())
+    assert review.verdict == "regressions" and len(review.new_failures()) == 1
+    return review
+
+
+@pytest.mark.parametrize("mode", ["author+list", "author", "dry-run"])
+def test_summary_recipients_by_mode_and_superseded_series(tmp_path: Path, repeated_error_review, mode):
+    """The policy and the outbox alone, on the real SQLite file and a real SMTP server: five series
+    with one error; two mailed, three held; one of those superseded before the summary leaves
+    (dropped from it); the summary leaves `summary_wait` after the first was held, to whom the
+    mode says."""
+    from mmreview.bot.config import load_config
+    from mmreview.bot.outbox import Outbox
+    from mmreview.bot.policy import queue_review
+    from mmreview.bot.summary import queue_due
+    smtp = SmtpRecorder().start()
+    try:
+        cfg = load_config(write_config(tmp_path, smtp.port, "http://127.0.0.1:1/x/", tmp_path / "t.git",
+                                       tmp_path / "r.git", list_policy={"reply": mode, "summary_wait": "10m",
+                                                                        "cc": ["mm-ci@example.org"]}))
+        st = Store(cfg.state)
+        now = time.time()
+        authors = [f"Dev {i} <dev{i}@example.org>" for i in range(5)]
+        with st.tx() as db:
+            for i, a in enumerate(authors):
+                db.execute("INSERT INTO postings(root, lineage, version, total, author, title, recipients, "
+                           "first_seen, state) VALUES(?, ?, 1, 1, ?, ?, ?, ?, 'reviewed')",
+                           (f"r{i}@x", f"l{i}", a, f"[PATCH] series {i}", json.dumps([LIST]), now))
+                db.execute("INSERT INTO reviews(posting, started_at, state, review_json) VALUES(?, ?, 'done', ?)",
+                           (i + 1, now, repeated_error_review.dumps()))
+        queued = []
+        for p in st.all("SELECT * FROM postings ORDER BY id"):
+            with st.tx():
+                queued.append(queue_review(st, cfg, p, repeated_error_review, None, p.id))
+        assert [q is not None for q in queued] == [True, True, False, False, False]
+        with st.tx() as db:                                  # series 3 gets a v2 while held
+            db.execute("UPDATE postings SET state='superseded' WHERE id=3")
+        assert queue_due(st, cfg, now + 60) == []            # not yet: 10 minutes
+        [summary] = queue_due(st, cfg, now + 601)
+        assert queue_due(st, cfg, now + 602) == []           # once
+        assert st.value("SELECT count(*) FROM held WHERE summary=?", summary) == 2
+        assert st.value("SELECT summary FROM held WHERE posting=3") == 0
+        box = Outbox(cfg, st)
+        box.send_due(now + 601)
+        if mode == "dry-run":
+            files = list((tmp_path / "dry-run").glob("*summary*.eml"))
+            assert len(files) == 1 and not smtp.mails
+            import email as _email
+            from email import policy as _policy
+            msg = _email.message_from_bytes(files[0].read_bytes(), policy=_policy.default)
+        else:
+            [msg] = [m.msg for m in _summaries(smtp.mails)]
+        body = msg.get_content()
+        to = [a.addr_spec for a in msg["To"].addresses]
+        cc = [a.addr_spec for a in msg["Cc"].addresses] if msg["Cc"] else []
+        if mode == "author":
+            assert to == ["dev3@example.org", "dev4@example.org"] and cc == ["mm-ci@example.org"]
+        else:
+            assert to == [LIST] and cc == ["dev3@example.org", "dev4@example.org", "mm-ci@example.org"]
+        assert msg["Subject"].endswith(": 2 series, 1 error")
+        assert "series 3" in body and "series 4" in body and "series 2" not in body
+        assert "[PATCH] series 0" in body.partition("Already answered")[2]
+        assert "To reproduce" in body and "make -C tools/testing/radix-tree" in body
+        assert str(tmp_path) not in body and "/root" not in body and "/tmp" not in body
     finally:
         smtp.stop()

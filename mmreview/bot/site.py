@@ -136,7 +136,9 @@ def publish(cfg: Config, store: Store) -> Path:
     site = cfg.site_dir
     rows = store.all("SELECT r.id, r.posting, r.finished_at, r.verdict, r.summary, r.review_json, "
                      "p.title, p.version, p.author, (SELECT group_concat(state) FROM outbox o WHERE "
-                     "o.posting=p.id AND o.kind='review') AS mail FROM reviews r JOIN postings p ON "
+                     "o.posting=p.id AND o.kind='review') AS mail, (SELECT CASE WHEN h.summary IS NULL THEN "
+                     "'held for a summary' WHEN h.summary=0 THEN NULL ELSE 'in a summary' END FROM held h "
+                     "WHERE h.review=r.id) AS held FROM reviews r JOIN postings p ON "
                      "p.id=r.posting WHERE r.state='done' ORDER BY r.finished_at DESC, r.id DESC")
     items = []
     for r in rows:
@@ -149,7 +151,7 @@ def publish(cfg: Config, store: Store) -> Path:
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.finished_at))
         items.append(f'<tr><td>{when}</td><td>{_badge(r.verdict)}</td><td><a href="r/{r.id}.html">'
                      f"{_e(r.title)}</a> v{r.version}</td><td>{_e(r.author)}</td>"
-                     f"<td>{_e(r.summary)}</td><td>{_e(r.mail or 'no mail')}</td></tr>")
+                     f"<td>{_e(r.summary)}</td><td>{_e(r.mail or r.held or 'no mail')}</td></tr>")
     body = ("<h1>mmreview: series reviewed</h1><p>Newest first. Updated "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>"
             "<table><tr><th>reviewed</th><th>verdict</th><th>series</th><th>author</th>"

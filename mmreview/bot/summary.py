@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import textwrap
 import time
 from collections import defaultdict
 from email.message import EmailMessage
@@ -43,7 +44,8 @@ from mmreview.matrix.parse import build_error_line
 from mmreview.matrix.results import BUILD_FAILED, TIMEOUT, Cell
 from mmreview.review.model import REGRESSIONS, Review
 
-HELD, DROPPED = None, 0          # held.summary: waiting; dropped (superseded/stopped)
+WIDTH = 72
+DROPPED = 0                      # held.summary of a series superseded/stopped while held
 _PATH = re.compile(r"(?<![\w<])(?:\.{0,2}/|[\w.+-]+/)(?:[\w.+-]*/)*(?=[\w.+-])")
 _POS = re.compile(r":\d+(?::\d+)?\b")
 _HEX = re.compile(r"0x[0-9a-fA-F]+")
@@ -140,6 +142,15 @@ def queue_due(store: Store, cfg: Config, now: float | None = None) -> list[int]:
     return out
 
 
+def _command(store: Store, review_id: int, sig: str) -> str:
+    """The command that reproduces this error, from the held review's cell (tree-relative)."""
+    text = store.value("SELECT review_json FROM reviews WHERE id=?", review_id)
+    if not text:
+        return ""
+    review = Review.loads(text, f"review {review_id}")
+    return next((c.tip.command for c in review.new_failures() if cell_signature(c) == sig), "")
+
+
 def _links(cfg: Config, store: Store, posting: int, review: int) -> list[str]:
     from mmreview.bot.site import review_url, thread_link
     links = []
@@ -179,13 +190,19 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
     branch, head = cfg.tree_branch, base[:12]
     subject = (f"[mmreview] BUILD REGRESSION {branch} {head}: {n_series} series, "
                f"{n_err} error{'s' if n_err != 1 else ''}")
-    body = [f"mmreview reviewed {n_series} series on {branch} at {head} whose only new failures "
-            f"had already been reported for {pol.summary_after} series each on the same base.",
-            "Failures that repeat across unrelated series are likely the base's or the test",
-            "machine's rather than any one author's, so instead of one reply each they are",
-            "listed here once (the first reports went to their own threads).", ""]
+    intro = (f"mmreview reviewed {n_series} series on {branch} at {head} whose only new "
+             f"failures had each been reported for {pol.summary_after} other series on the same "
+             f"base already.  Failures that repeat across unrelated series are likely the base's "
+             f"or the test machine's rather than one author's, so instead of a reply each they "
+             f"are listed here once (0-day's rule); the first reports went to their own threads.")
+    body = [*textwrap.wrap(intro, WIDTH), ""]
     for i, (sig, reviews) in enumerate(errors.items(), 1):
-        body += [f"Error {i}/{n_err}:", f"    {sig}", "", "  Held, answered by this mail:"]
+        body += [f"Error {i}/{n_err}:", f"    {sig}"]
+        command = _command(store, reviews[0], sig)
+        if command:
+            body += [f"  To reproduce (in a kernel tree at {head} with the series applied):",
+                     f"    {command}"]
+        body += ["", "  Held, answered by this mail:"]
         for rid in reviews:
             r = by_review[rid]
             body.append(f"    {r.title}")
@@ -201,9 +218,9 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
                 body.append(f"      by {b.author}")
                 body += [f"      {link}" for link in _links(cfg, store, b.posting, b.review)]
         body.append("")
-    body += ["Each series' full review is on its page (when the bot publishes a site) or is sent",
-             "in its thread on request; a series with findings of its own is always answered there.",
-             "", "-- ", "mmreview bot"]
+    body += textwrap.wrap("A series with findings of its own, or a failure not listed here, is "
+                          "always answered in its own thread.", WIDTH)
+    body += ["", "-- ", "mmreview bot"]
     text = "\n".join(body) + "\n"
     from mmreview.common.textsafe import host_paths_hidden
     from mmreview.kernel.trees import cache_dir
@@ -231,7 +248,7 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
     msg["Subject"] = subject
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = msgid
-    msg["X-Mmreview-Summary"] = f"{n_series} series, {n_err} errors"
+    msg["X-Mmreview-Summary"] = subject.rpartition(": ")[2]
     msg.set_content(text, charset="utf-8", cte="8bit")
     envelope = [a for a in dict.fromkeys(_addr(x) for x in [*to, *cc]) if a]
     mode = "dry-run" if pol.reply == "dry-run" else "send"
