@@ -17,7 +17,7 @@ import pytest
 from bot_helpers import (BOT_FROM, LIST, MAINTAINER, SmtpRecorder, fresh, kernel_remote, kill, messages,
                          synthetic_series, variant_series,
                          msgid_of, query, reply, start_bot, wait_until, write_config)
-from conftest import MMREVIEW, git
+from conftest import MMREVIEW, SERIES, git
 
 from mmreview.bot.store import BotLock, Store
 from mmreview.common.errors import InfraError
@@ -532,12 +532,13 @@ def repeated_error_review(kernel_tree, tmp_path_factory):
 def test_summary_recipients_by_mode_and_superseded_series(tmp_path: Path, repeated_error_review, mode):
     """The policy and the outbox alone, on the real SQLite file and a real SMTP server: five series
     with one error; two mailed, three held; one of those superseded before the summary leaves
-    (dropped from it); the summary leaves `summary_wait` after the first was held, to whom the
-    mode says."""
+    (dropped from it); a sixth with the same error and a rule finding of its own is mailed in its
+    thread; the summary leaves `summary_wait` after the first was held, to whom the mode says."""
     from mmreview.bot.config import load_config
     from mmreview.bot.outbox import Outbox
     from mmreview.bot.policy import queue_review
     from mmreview.bot.summary import queue_due
+    from mmreview.review.model import Review
     smtp = SmtpRecorder().start()
     try:
         cfg = load_config(write_config(tmp_path, smtp.port, "http://127.0.0.1:1/x/", tmp_path / "t.git",
@@ -558,6 +559,19 @@ def test_summary_recipients_by_mode_and_superseded_series(tmp_path: Path, repeat
             with st.tx():
                 queued.append(queue_review(st, cfg, p, repeated_error_review, None, p.id))
         assert [q is not None for q in queued] == [True, True, False, False, False]
+        # The same error with a rule finding of the series' own: answered in its thread.
+        p = subprocess.run([MMREVIEW, "check", str(SERIES / "rules-lock-order-pos.mbox"), "--profile",
+                            "rules", "--format", "json"], capture_output=True, timeout=600)
+        own = Review.loads(p.stdout.decode())
+        assert [f.severity for f in own.findings] == ["error"]
+        both = Review.loads(repeated_error_review.dumps())
+        both.findings, both.rules = own.findings, own.rules
+        with st.tx() as db:
+            db.execute("INSERT INTO postings(root, lineage, version, total, author, title, recipients, "
+                       "first_seen, state) VALUES('r5@x', 'l5', 1, 1, 'Dev 5 <dev5@example.org>', "
+                       "'[PATCH] series 5', ?, ?, 'reviewed')", (json.dumps([LIST]), now))
+            db.execute("INSERT INTO reviews(posting, started_at, state) VALUES(6, ?, 'done')", (now,))
+            assert queue_review(st, cfg, st.one("SELECT * FROM postings WHERE id=6"), both, None, 6)
         with st.tx() as db:                                  # series 3 gets a v2 while held
             db.execute("UPDATE postings SET state='superseded' WHERE id=3")
         assert queue_due(st, cfg, now + 60) == []            # not yet: 10 minutes
@@ -585,6 +599,7 @@ def test_summary_recipients_by_mode_and_superseded_series(tmp_path: Path, repeat
         assert msg["Subject"].endswith(": 2 series, 1 error")
         assert "series 3" in body and "series 4" in body and "series 2" not in body
         assert "[PATCH] series 0" in body.partition("Already answered")[2]
+        assert "[PATCH] series 5" in body.partition("Already answered")[2]
         assert "To reproduce" in body and "make -C tools/testing/radix-tree" in body
         assert str(tmp_path) not in body and "/root" not in body and "/tmp" not in body
     finally:
