@@ -205,7 +205,7 @@ port = {smtp_port}
 
 [[inbox]]
 name = "linux-mm"
-url = "{inbox_url}"
+{"nntp" if inbox_url.startswith("nntp") else "url"} = "{inbox_url}"
 since = "2000-01-01"
 
 [policy]

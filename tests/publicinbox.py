@@ -14,7 +14,9 @@ tests import it):
     inbox.midmask      # url + "%s"                      (b4.midmask)
     inbox.searchmask   # url + "?x=m&t=1&q=%s"          (b4.searchmask, lore's form)
     inbox.base         # "http://127.0.0.1:PORT/"
-    inbox.stop()       # idempotent; the fixtures stop it for you
+    inbox.start_nntp() # public-inbox-nntpd too; returns inbox.nntp_url,
+                       # "nntp://127.0.0.1:PORT/org.kvack.linux-mm" (the newsgroup lore gives the list)
+    inbox.stop()       # idempotent (both daemons); the fixtures stop it for you
 
 Fixtures: `public_inbox` (one per test) and `public_inbox_factory` (call it with a directory and
 optional name/address, e.g. from a module-scoped fixture; every inbox it made is stopped at the end
@@ -48,7 +50,7 @@ from pathlib import Path
 
 import pytest
 
-TOOLS = ("public-inbox-init", "public-inbox-mda", "public-inbox-httpd")
+TOOLS = ("public-inbox-init", "public-inbox-mda", "public-inbox-httpd", "public-inbox-nntpd")
 
 
 def _split(item) -> list[bytes]:
@@ -97,8 +99,12 @@ class PublicInbox:
         self.root = Path(root)
         self.name = name
         self.address = address
+        domain = address.partition("@")[2] or "example.org"
+        self.newsgroup = ".".join([*reversed(domain.split(".")), name])
         self.port: int | None = None
+        self.nntp_port: int | None = None
         self._proc: subprocess.Popen | None = None
+        self._nntpd: subprocess.Popen | None = None
         self._env = {**os.environ, "HOME": str(self.root), "PI_CONFIG": str(self.root / "pi-config"),
                      "PI_EMERGENCY": str(self.root / "emergency"), "LC_ALL": "C"}
 
@@ -111,6 +117,11 @@ class PublicInbox:
     @property
     def url(self) -> str:
         return f"{self.base}{self.name}/"
+
+    @property
+    def nntp_url(self) -> str:
+        assert self.nntp_port, "the NNTP server is not started (start_nntp)"
+        return f"nntp://127.0.0.1:{self.nntp_port}/{self.newsgroup}"
 
     @property
     def midmask(self) -> str:
@@ -130,29 +141,51 @@ class PublicInbox:
         config = self.root / "pi-config"
         if not config.exists():
             config.write_text("[publicinboxmda]\n\tspamcheck = none\n")
-        self._run("public-inbox-init", "-V2", "-L", "full", self.name, str(self.root / "inbox"),
-                  f"http://127.0.0.1/{self.name}", self.address)
+        self._run("public-inbox-init", "-V2", "-L", "full", "--ng", self.newsgroup, self.name,
+                  str(self.root / "inbox"), f"http://127.0.0.1/{self.name}", self.address)
+        self._proc, self.port = self._daemon("public-inbox-httpd", "httpd.log")
+        self._wait_ready()
+        return self
+
+    def start_nntp(self) -> str:
+        """public-inbox-nntpd for the same inbox (after start()); its nntp:// URL."""
+        if self._nntpd is None:
+            self._nntpd, self.nntp_port = self._daemon("public-inbox-nntpd", "nntpd.log")
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", self.nntp_port), timeout=5) as c:
+                        if c.recv(64).startswith(b"201"):      # the greeting: ready, no posting
+                            break
+                except OSError:
+                    pass
+                if self._nntpd.poll() is not None or time.monotonic() > deadline:
+                    log = (self.root / "nntpd.log").read_text(errors="replace")
+                    raise RuntimeError(f"public-inbox-nntpd did not come up: {log}")
+                time.sleep(0.1)
+        return self.nntp_url
+
+    def _daemon(self, tool: str, logname: str) -> tuple[subprocess.Popen, int]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         sock.listen(64)
         sock.setblocking(False)
-        self.port = sock.getsockname()[1]
+        port = sock.getsockname()[1]
         fd = sock.fileno()
-        log = open(self.root / "httpd.log", "wb")
+        log = open(self.root / logname, "wb")
         # fd 3 is where socket activation looks (kept open: the child closes fds after the dup2);
         # LISTEN_PID must be the daemon's own pid, which only a shell that then execs it knows.
         def child_setup() -> None:
             os.dup2(fd, 3)
             _die_with_parent()
 
-        self._proc = subprocess.Popen(
-            ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec public-inbox-httpd -W0'],
+        proc = subprocess.Popen(
+            ["sh", "-c", f'LISTEN_PID=$$ LISTEN_FDS=1 exec {tool} -W0'],
             env=self._env, pass_fds=(fd, 3), preexec_fn=child_setup,
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.root, start_new_session=True)
         sock.close()
         log.close()
-        self._wait_ready()
-        return self
+        return proc, port
 
     def _wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -171,16 +204,18 @@ class PublicInbox:
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        # SIGTERM: the daemons exit at once (SIGQUIT would wait for open connections).
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        procs = [self._proc, self._nntpd]
+        self._proc = self._nntpd = None
+        for proc in procs:
+            if proc is None or proc.poll() is not None:
+                continue
+            # SIGTERM: the daemons exit at once (SIGQUIT would wait for open connections).
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
     def __enter__(self) -> "PublicInbox":
         return self.start()

@@ -183,3 +183,28 @@ def test_b4_prep_check_runs_mmreview_per_patch(pushing_clone):
     out = check.stdout + check.stderr
     assert "Success: 1, Warning: 0, Error: 1" in out, out
     assert "mmreview: ERROR: xa-zero-marker: mm/vma.c:" in out
+
+
+def test_fail_on_takes_the_grammar_check_takes(pushing_clone):
+    """`--fail-on` of the hook is the one of check and rules: a severity, optionally `,untested`;
+    anything else is one line, exit 2, and no hook written."""
+    repo = pushing_clone
+    hook = repo / ".git" / "hooks" / "pre-push"
+    bad = mmreview("hook", "install", "--tree", str(repo), "--fail-on", "warning,sometimes")
+    assert bad.returncode == 2 and bad.stderr.count(b"\n") == 1 and b"--fail-on" in bad.stderr
+    assert not hook.exists()
+    ok = mmreview("hook", "install", "--tree", str(repo), "--fail-on", "warning,untested")
+    assert ok.returncode == 0, ok.stderr
+    assert "--fail-on warning,untested" in hook.read_text()
+    # The rule-breaking commit with --fail-on none goes through: the same review, judged otherwise.
+    git(repo, "checkout", "--quiet", "-b", "topic")
+    tip = commit_edit(repo, "mm/vma.c", XA_ZERO,
+                      XA_ZERO + "\tif (vp->remove && vp->remove2)\n\t\tmas_store(&vmi->mas, XA_ZERO_ENTRY);\n",
+                      "mm/vma: mark removed ranges with XA_ZERO_ENTRY", "Marker.")
+    env = {"PRE_COMMIT_FROM_REF": base_sha(), "PRE_COMMIT_TO_REF": tip}
+    for fail_on, code in (("none,untested", 0), ("error,untested", 1)):
+        proc = subprocess.run([MMREVIEW, "hook", "run", "--profile", "rules", "--fail-on", fail_on],
+                              cwd=repo, capture_output=True, text=True, env={**os.environ, **env},
+                              stdin=subprocess.DEVNULL, timeout=600)
+        assert proc.returncode == code, (fail_on, proc.stderr)
+        assert "xa-zero-marker" in proc.stderr

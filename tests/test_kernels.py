@@ -256,6 +256,6 @@ def test_apt_failure_is_one_line_naming_the_step(tmp_path: Path):
     err = [ln for ln in proc.stderr.decode().splitlines() if ln.startswith("mmreview: error:")]
     assert len(err) == 1 and proc.stderr.decode().strip().splitlines()[-1] == err[0]
     assert err[0].startswith("mmreview: error: linux-source-6.1: apt-get update (bookworm-security, bookworm) "
-                             "failed (exit 100): Failed to fetch http://deb.debian.org/"), err
+                             "failed (after 3 attempts): Failed to fetch http://deb.debian.org/"), err
     assert not list((cache / "mmreview" / "trees").glob("*linux-6.1.git*tmp*"))
     assert not (cache / "mmreview" / "trees" / "linux-6.1.git").exists()

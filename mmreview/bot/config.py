@@ -28,7 +28,8 @@
 
     [[inbox]]
     name = "linux-mm"
-    url = "https://lore.kernel.org/linux-mm/"    # or: maildir = "/path"
+    url = "https://lore.kernel.org/linux-mm/"    # or: nntp = "nntp://nntp.lore.kernel.org/org.kvack.linux-mm"
+                                                 # (nntps:// for TLS), or: maildir = "/path"
     since = "2026-01-01"           # where a first poll starts (default: one day back)
 
     [policy]                       # lists and maintainers not named below: muted
@@ -61,6 +62,7 @@ then one summary, so a broken base does not flood the list yet no distinct error
 from __future__ import annotations
 
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 from pathlib import Path
@@ -78,6 +80,7 @@ class Inbox:
     name: str
     url: str | None = None
     maildir: str | None = None
+    nntp: str | None = None
     since: str | None = None
 
 
@@ -147,6 +150,12 @@ def _seconds(where: str, v: Any) -> float:
     raise BadInput(where, f"{v!r} is not a duration (seconds, or like 30m, 2h, 1d)")
 
 
+def _nntp_url(where: str, v: Any) -> None:
+    u = urllib.parse.urlsplit(v) if isinstance(v, str) else None
+    if u is None or u.scheme not in ("nntp", "nntps") or not u.hostname or not u.path.strip("/"):
+        raise BadInput(where, f"{v!r} is not nntp://HOST[:PORT]/GROUP (or nntps://)")
+
+
 def _list(where: str, v: Any) -> list[str]:
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
         raise BadInput(where, "must be a list of strings")
@@ -208,9 +217,12 @@ def load_config(path: str | Path) -> Config:
     inboxes = []
     for i, d in enumerate(data.get("inbox", [])):
         name = d.get("name") or f"inbox{i + 1}"
-        if bool(d.get("url")) == bool(d.get("maildir")):
-            raise BadInput(f"{path}: [[inbox]] {name}", "give one of url (a public-inbox) or maildir")
-        inboxes.append(Inbox(name=name, url=d.get("url"),
+        if sum(bool(d.get(k)) for k in ("url", "nntp", "maildir")) != 1:
+            raise BadInput(f"{path}: [[inbox]] {name}",
+                           "give one of url (a public-inbox), nntp (a newsgroup) or maildir")
+        if d.get("nntp"):
+            _nntp_url(f"{path}: [[inbox]] {name}: nntp", d["nntp"])
+        inboxes.append(Inbox(name=name, url=d.get("url"), nntp=d.get("nntp"),
                              maildir=str(rel(d["maildir"])) if d.get("maildir") else None,
                              since=d.get("since")))
     if not inboxes:

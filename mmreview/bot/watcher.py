@@ -1,4 +1,4 @@
-"""Where new mail comes from: a public-inbox over HTTP, or a local maildir.
+"""Where new mail comes from: a public-inbox over HTTP, a newsgroup (newsgroup.py), or a maildir.
 
 A public-inbox is asked with its search endpoint for everything received since the cursor, less
 a re-scan window (NIPA's lesson: mail is indexed late and out of order), as one gzipped mbox
@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from mmreview.bot import newsgroup
 from mmreview.bot.config import Inbox
 from mmreview.bot.store import Store
 from mmreview.common.errors import InfraError
@@ -61,6 +62,8 @@ def poll(inbox: Inbox, store: Store) -> Iterator[bytes]:
     The cursor moves only after the caller has taken them all (`commit_poll`)."""
     if inbox.maildir:
         yield from _maildir(inbox, store)
+    elif inbox.nntp:
+        yield from newsgroup.poll(inbox, store)
     else:
         yield from _public_inbox(inbox, store)
 
@@ -130,8 +133,10 @@ def commit_poll(store: Store) -> None:
 
 
 def fetch_message(inbox: Inbox, msgid: str) -> bytes | None:
-    """One message by Message-ID from a public-inbox (None if it does not have it): how a mail
+    """One message by Message-ID from a public-inbox or newsgroup (None if it does not have it): how a mail
     left in doubt by a crash is looked for on the list before it is sent again."""
+    if inbox.nntp:
+        return newsgroup.fetch_message(inbox, msgid)
     if not inbox.url:
         return None
     url = inbox.url.rstrip("/") + "/" + urllib.parse.quote(msgid, safe="@") + "/raw"

@@ -136,22 +136,22 @@ class _Apt:
             raise InfraError(self.kernel.package, f"{tool}: {exc.strerror}") from None
         return proc, log
 
-    def finish(self, proc: subprocess.Popen, log, step: str, timeout: float) -> None:
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise InfraError(self.kernel.package, f"{step} took over {timeout:.0f} s; log: {self.log}") from None
-        finally:
-            log.close()
-        if rc != 0:
-            raise InfraError(self.kernel.package, f"{step} failed (exit {rc}): {_last_error(self.log)}; "
-                                                  f"log: {self.log}")
-
-    def run(self, tool: str, *args: str, step: str, cwd: Path, timeout: float = 600) -> None:
+    def attempt(self, tool: str, *args: str, cwd: Path, timeout: float | None = None,
+                waiting: Callable[[], None] = lambda: None) -> tuple[int, str]:
+        """One run of an apt tool for common/apt.run: its exit status and this run's output
+        (the log keeps every run); `waiting` is called while it runs (progress)."""
+        start = self.log.stat().st_size if self.log.exists() else 0
         proc, log = self.start(tool, *args, cwd=cwd)
-        self.finish(proc, log, step, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with log:
+            while proc.poll() is None:
+                if deadline is not None and time.monotonic() > deadline:
+                    proc.kill()
+                    proc.wait()
+                    raise InfraError(self.kernel.package, f"{tool} took over {timeout:.0f} s; log: {self.log}")
+                waiting()
+                time.sleep(0.5)
+        return proc.returncode, self.log.read_bytes()[start:].decode(errors="replace")
 
     def versions(self) -> list[str]:
         """Every version of the package the private lists hold, newest first (apt's order)."""
@@ -186,16 +186,9 @@ class _Apt:
 def _update(apt: _Apt) -> None:
     """apt-get update of the private lists.  --error-on=any: an index that failed to download is
     an error, not a warning (apt would go on with no list, then find nothing, or worse, match the
-    name as a pattern).  A mirror caught mid-sync ("File has unexpected size") is tried again."""
-    step = f"apt-get update ({apt.kernel.source})"
-    for attempt in range(3):
-        try:
-            apt.run("apt-get", "update", "--error-on=any", step=step, cwd=apt.base)
-            return
-        except InfraError:
-            if attempt == 2:
-                raise
-            time.sleep(5 * (attempt + 1))
+    name as a pattern).  Tried again as every apt run is (common/apt.py: a mirror mid-sync)."""
+    aptpolicy.run(lambda: apt.attempt("apt-get", "update", "--error-on=any", cwd=apt.base, timeout=600),
+                  f"apt-get update ({apt.kernel.source})", [apt.kernel.package])
 
 
 def served_versions(kernel: Kernel, base: Path, refresh: bool = True) -> list[str]:
@@ -242,13 +235,8 @@ def fetch_deb(kernel: Kernel, base: Path, progress: Progress | None = None,
     what = f"apt-get download {kernel.package} {version}"
 
     def download() -> tuple[int, str]:
-        start = apt.log.stat().st_size
-        proc, log = apt.start("apt-get", "download", f"{kernel.package}={version}", cwd=apt.download)
-        with log:
-            while proc.poll() is None:
-                progress(what, min(_du(apt.download), size), size)
-                time.sleep(0.5)
-        return proc.returncode, apt.log.read_bytes()[start:].decode(errors="replace")
+        return apt.attempt("apt-get", "download", f"{kernel.package}={version}", cwd=apt.download,
+                           waiting=lambda: progress(what, min(_du(apt.download), size), size))
     aptpolicy.run(download, what, [kernel.package])     # again, on a mirror caught mid-sync
     progress(what, size, size)
     debs = sorted(apt.download.glob(f"{kernel.package}_*.deb"))
@@ -314,7 +302,3 @@ def _remove(p: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
     else:
         p.unlink(missing_ok=True)
-
-
-def _last_error(log: Path) -> str:
-    return aptpolicy.reason(log.read_text(errors="replace"))

@@ -86,11 +86,9 @@ class InstallResult:
 
 def install(tree: str | Path | None, profile: str = "rules",
             ignore: tuple[str, ...] = (), fail_on: str = "error") -> InstallResult:
-    from mmreview.review.model import FAIL_ON_CHOICES
     if profile not in HOOK_PROFILES:
         raise BadInput(f"--profile {profile}", f"one of {', '.join(HOOK_PROFILES)}")
-    if fail_on not in FAIL_ON_CHOICES:
-        raise BadInput(f"--fail-on {fail_on}", f"one of {', '.join(FAIL_ON_CHOICES)}")
+    _fail_on(fail_on)
     root = repo_root(tree)
     hooks = hooks_dir(root)
     hooks.mkdir(parents=True, exist_ok=True)
@@ -240,6 +238,7 @@ def run_hook(profile: str = "rules", ignore: tuple[str, ...] = (), stdin_text: s
     from mmreview.common.errors import EXIT_OK
     from mmreview.review.pipeline import CheckRequest, progress_display, run_check
     from mmreview.render.terminal import print_review, report_console
+    severity, untested = _fail_on(fail_on)
     root = repo_root(None)
     frm, to = os.environ.get("PRE_COMMIT_FROM_REF"), os.environ.get("PRE_COMMIT_TO_REF")
     if to:
@@ -258,8 +257,8 @@ def run_hook(profile: str = "rules", ignore: tuple[str, ...] = (), stdin_text: s
         print(f"mmreview: pre-push: reviewing {r.local_ref} -> {r.remote_ref} "
               f"({r.commits} commit{'s' if r.commits != 1 else ''} on {r.base[:12]})", file=sys.stderr)
         req = CheckRequest(source=r.range, tree=str(root), base=r.base, base_why=r.why, arch=native,
-                           profile=profile, ignore=tuple(ignore), fail_on=fail_on,
-                           notes=[f"pre-push of {r.local_ref} -> {r.remote_ref}"])
+                           profile=profile, ignore=tuple(ignore), fail_on=severity,
+                           fail_on_untested=untested, notes=[f"pre-push of {r.local_ref} -> {r.remote_ref}"])
         with progress_display() as progress:
             review = run_check(req, progress)
         print_review(review, out)
@@ -268,6 +267,15 @@ def run_hook(profile: str = "rules", ignore: tuple[str, ...] = (), stdin_text: s
         print("mmreview: push blocked: the review is not clean "
               "(push anyway with `git push --no-verify`)", file=sys.stderr)
     return worst
+
+
+def _fail_on(text: str) -> tuple[str, bool]:
+    """The one `--fail-on` grammar of check and rules (`warning`, `error,untested`)."""
+    from mmreview.review.model import parse_fail_on
+    try:
+        return parse_fail_on(text)
+    except ValueError as exc:
+        raise BadInput(f"--fail-on {text}", str(exc)) from None
 
 
 def host_target() -> str:

@@ -1,0 +1,108 @@
+"""The bot reading a newsgroup, as lore serves its lists (nntp.lore.kernel.org): a real
+public-inbox-nntpd on 127.0.0.1 over the same inbox the HTTP tests use."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from bot_helpers import (BOT_FROM, LIST, SmtpRecorder, fresh, kernel_remote, messages, msgid_of, query,
+                         start_bot, wait_until, write_config)
+from conftest import MMREVIEW
+
+from mmreview.bot import newsgroup
+from mmreview.bot.config import Inbox
+from mmreview.bot.store import Store
+from mmreview.common.errors import InfraError
+
+
+def _take(inbox: Inbox, st: Store) -> list[str]:
+    """One poll as the service does it: the messages' ids, then the cursor moved."""
+    ids = [msgid_of(raw) for raw in newsgroup.poll(inbox, st)]
+    for mid in ids:
+        st.add_message({"msgid": mid, "inbox": inbox.name, "seen_at": 0, "subject": "", "sender": "",
+                        "kind": "other", "in_reply_to": None, "refs": [], "raw": b""})
+    st.set_cursor(*st.pending_cursor)
+    return ids
+
+
+def test_the_article_cursor(public_inbox, tmp_path: Path, monkeypatch):
+    first = fresh(messages("clean-3.mbox"), "n1", to=LIST)
+    public_inbox.deliver(b"".join(b"From x\n" + r + b"\n" for r in first))
+    url = public_inbox.start_nntp()
+    st = Store(tmp_path / "s.sqlite")
+    group = Inbox(name="linux-mm", nntp=url, since="2000-01-01")
+    assert _take(group, st) == [msgid_of(r) for r in first]
+    assert st.cursor("linux-mm") == str(len(first))
+    assert _take(group, st) == []                           # nothing new: nothing read
+    # Two polls of at most 2 articles each take the next series in order; none is read twice.
+    monkeypatch.setattr(newsgroup, "BATCH", 2)
+    second = fresh(messages("rules-lock-order-pos.mbox"), "n2", to=LIST)
+    for raw in second:
+        public_inbox.deliver(raw)
+    got = _take(group, st) + _take(group, st) + _take(group, st)
+    assert got == [msgid_of(r) for r in second]
+    # A first poll starts at `since` (the sample mail is dated today): a date after today, nothing.
+    later = Inbox(name="later", nntp=url, since="2100-01-01")
+    assert _take(later, st) == [] and int(st.cursor("later")) == len(first) + len(second)
+    # The crash-time question "did my mail reach the list?" is asked by Message-ID.
+    assert msgid_of(newsgroup.fetch_message(group, msgid_of(second[0]))) == msgid_of(second[0])
+    assert newsgroup.fetch_message(group, "not-there@example.org") is None
+
+
+def test_unreachable_or_unknown_group_is_an_infrastructure_error(public_inbox, tmp_path: Path):
+    url = public_inbox.start_nntp()
+    st = Store(tmp_path / "s.sqlite")
+    with pytest.raises(InfraError, match="org.example.nothing"):
+        list(newsgroup.poll(Inbox(name="x", nntp=url.rsplit("/", 1)[0] + "/org.example.nothing"), st))
+    public_inbox.stop()
+    with pytest.raises(InfraError, match=r"inbox x: nntp://127\.0\.0\.1"):
+        list(newsgroup.poll(Inbox(name="x", nntp=url), st))
+    assert st.cursor("x") is None
+
+
+def test_bad_nntp_address_is_one_line(tmp_path: Path):
+    cfg = write_config(tmp_path, 25, "nntp://127.0.0.1:1/", tmp_path / "t.git", tmp_path / "r.git")
+    p = subprocess.run([MMREVIEW, "bot", "--config", str(cfg), "--once"], capture_output=True)
+    err = p.stderr.decode()
+    assert p.returncode == 2 and err.count("\n") == 1 and "nntp://HOST[:PORT]/GROUP" in err, err
+
+
+def test_the_bot_answers_a_newsgroup(tmp_path: Path, kernel_tree: Path, public_inbox):
+    """Two series on the group: two replies, threaded, to author and list; the bot's own replies
+    come back through the group and are known as its own (no third mail)."""
+    url = public_inbox.start_nntp()
+    smtp = SmtpRecorder(deliver=public_inbox.deliver).start()
+    try:
+        remote, mine = kernel_remote(kernel_tree, tmp_path)
+        clean = fresh(messages("rules-maple-store-alloc-neg.mbox"), "g1", to=LIST)
+        rule = fresh(messages("rules-lock-order-pos.mbox"), "g2", to=LIST)
+        for raw in clean + rule:
+            public_inbox.deliver(raw)
+        d = tmp_path / "bot"
+        d.mkdir()
+        cfg = write_config(d, smtp.port, url, mine, remote)
+        bot = start_bot(cfg)
+        try:
+            smtp.wait_for(2, 300, bot)
+            wait_until(lambda: query(cfg, "SELECT count(*) FROM messages WHERE kind='bot'")[0][0] >= 2,
+                       120, "the bot's mail back from the group", bot)
+            time.sleep(3)
+        finally:
+            bot.send_signal(signal.SIGTERM)
+            bot.wait(timeout=60)
+        mails = list(smtp.mails)
+        assert len(mails) == 2, [m.msg["Subject"] for m in mails]
+        threads = {str(m.msg["In-Reply-To"]).strip("<>"): m for m in mails}
+        assert set(threads) == {msgid_of(clean[0]), msgid_of(rule[0])}
+        assert threads[msgid_of(clean[0])].msg["X-Mmreview-Verdict"] == "clean"
+        assert threads[msgid_of(rule[0])].msg["X-Mmreview-Verdict"] == "findings"
+        for m in mails:
+            assert m.msg["From"] == BOT_FROM and LIST in m.rcpt
+        assert query(cfg, "SELECT value FROM cursors WHERE inbox='linux-mm'")[0][0].isdigit()
+    finally:
+        smtp.stop()
