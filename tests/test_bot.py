@@ -407,8 +407,8 @@ def test_error_signature_normalisation():
     from mmreview.bot.summary import normalise
     assert normalise("/home/u/linux/lib/xarray.c:1151:7: error: 'x' undeclared") == \
         normalise("../../../lib/xarray.c:1337: error: 'x'  undeclared") == "xarray.c: error: 'x' undeclared"
-    assert normalise("==1234==ERROR: AddressSanitizer: heap-use-after-free on address 0x60c0027ae580 pid 77") \
-        == "==PID==ERROR: AddressSanitizer: heap-use-after-free on address 0x pid N"
+    asan = "==1234==ERROR: AddressSanitizer: heap-use-after-free on address 0x60c0027ae580 pid 77"
+    assert normalise(asan) == "==PID==ERROR: AddressSanitizer: heap-use-after-free on address 0x pid N"
     assert normalise("BUG at check_find_4:1339") != normalise("BUG at check_find_5:1339")
 
 
@@ -479,7 +479,8 @@ def test_one_summary_after_two_mails_of_one_error(world, kernel_tree):
     body = s.msg.get_content()
     assert "x86_64 radix-tree/xarray: crash: BUG at check_find_4" in body and "To reproduce" in body
     held_part, _, before_part = body.partition("Already answered in their threads:")
-    subject = lambda root: query(cfg, "SELECT title FROM postings WHERE root LIKE ?", root + "%")[0][0]  # noqa: E731
+    def subject(root: str) -> str:
+        return query(cfg, "SELECT title FROM postings WHERE root LIKE ?", root + "%")[0][0]
     for root in held_roots:
         assert subject(root) in held_part and f"{inbox.url.rstrip('/')}/{root}/" in held_part
     for root in mailed:
@@ -552,8 +553,8 @@ def test_summary_recipients_by_mode_and_superseded_series(tmp_path: Path, repeat
                 db.execute("INSERT INTO postings(root, lineage, version, total, author, title, recipients, "
                            "first_seen, state) VALUES(?, ?, 1, 1, ?, ?, ?, ?, 'reviewed')",
                            (f"r{i}@x", f"l{i}", a, f"[PATCH] series {i}", json.dumps([LIST]), now))
-                db.execute("INSERT INTO reviews(posting, started_at, state, review_json) VALUES(?, ?, 'done', ?)",
-                           (i + 1, now, repeated_error_review.dumps()))
+                db.execute("INSERT INTO reviews(posting, started_at, state, review_json) "
+                           "VALUES(?, ?, 'done', ?)", (i + 1, now, repeated_error_review.dumps()))
         queued = []
         for p in st.all("SELECT * FROM postings ORDER BY id"):
             with st.tx():
@@ -604,3 +605,13 @@ def test_summary_recipients_by_mode_and_superseded_series(tmp_path: Path, repeat
         assert str(tmp_path) not in body and "/root" not in body and "/tmp" not in body
     finally:
         smtp.stop()
+
+
+@pytest.mark.parametrize("setting, why", [("summary_after = -1", "summary_after"),
+                                          ('summary_wait = "soon"', "summary_wait")])
+def test_bad_summary_setting_is_one_line(tmp_path: Path, setting, why):
+    cfg = write_config(tmp_path, 25, "http://127.0.0.1:1/x/", tmp_path / "t.git", tmp_path / "r.git")
+    cfg.write_text(cfg.read_text() + setting + "\n")
+    p = subprocess.run([MMREVIEW, "bot", "--config", str(cfg), "--once"], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("mmreview: error: ") and why in p.stderr, p.stderr

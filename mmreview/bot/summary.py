@@ -208,9 +208,10 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
             body.append(f"    {r.title}")
             body.append(f"      by {r.author}")
             body += [f"      {link}" for link in _links(cfg, store, r.posting, rid)]
-        before = store.all("SELECT DISTINCT e.posting, e.review, p.title, p.author FROM errors e JOIN outbox o "
-                           "ON o.id=e.mail JOIN postings p ON p.id=e.posting WHERE e.base=? AND e.policy=? "
-                           "AND e.signature=? AND o.state!='cancelled' ORDER BY e.review", base, key, sig)
+        before = store.all("SELECT DISTINCT e.posting, e.review, p.title, p.author FROM errors e "
+                           "JOIN outbox o ON o.id=e.mail JOIN postings p ON p.id=e.posting WHERE "
+                           "e.base=? AND e.policy=? AND e.signature=? AND o.state!='cancelled' "
+                           "ORDER BY e.review", base, key, sig)
         if before:
             body.append("  Already answered in their threads:")
             for b in before:
