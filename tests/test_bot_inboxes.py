@@ -4,6 +4,7 @@ v2 inbox those servers serve."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -129,5 +130,9 @@ def test_the_bot_answers_from_a_newsgroup_or_a_mirror(tmp_path: Path, kernel_tre
             assert m.msg["From"] == BOT_FROM and LIST in m.rcpt
         cursor = query(cfg, "SELECT value FROM cursors WHERE inbox='linux-mm'")[0][0]
         assert cursor.isdigit() if kind == "nntp" else cursor.startswith('{"0.git": "')
+        status = subprocess.run([MMREVIEW, "bot", "status", "--config", str(cfg)], capture_output=True,
+                                text=True)
+        said = "at article " + cursor if kind == "nntp" else "at 0.git " + json.loads(cursor)["0.git"][:12]
+        assert status.returncode == 0 and f"inboxes: linux-mm {said}\n" in status.stdout, status.stdout
     finally:
         smtp.stop()
