@@ -205,7 +205,7 @@ port = {smtp_port}
 
 [[inbox]]
 name = "linux-mm"
-{"nntp" if inbox_url.startswith("nntp") else "url"} = "{inbox_url}"
+{over.get("inbox_kind", "url")} = "{inbox_url}"
 since = "2000-01-01"
 
 [policy]

@@ -170,6 +170,7 @@ def test_burst_answers_exactly_what_the_policy_implies(world):
     status = subprocess.run([MMREVIEW, "bot", "status", "--config", str(cfg)], capture_output=True,
                             text=True)
     assert status.returncode == 0 and "mails: " in status.stdout and "6 sent" in status.stdout
+    assert "inboxes: linux-mm searched up to " in status.stdout
 
 
 def _alive(pid: int) -> bool:
@@ -294,7 +295,7 @@ def test_long_run_with_a_restart_every_minute(world, kernel_tree):
     for s in series:
         for raw in s:
             inbox.deliver(raw)
-    cfg = _config(world)
+    cfg = _config(world, list_policy={"rate": 10 * count})     # one author sent them all
     restarts = 0
     end = time.time() + count * 30 + 600
     bot = start_bot(cfg)

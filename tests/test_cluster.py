@@ -159,19 +159,20 @@ def comparable(cell: dict) -> tuple:
 # ---------------------------------------------------------------- the same review, elsewhere
 
 @pytest.fixture(scope="module")
-def cluster_review(cluster, kernel_tree, tmp_path_factory):
-    """matrix-32bit (a new failure on i386 alone, 6.12's vma link failure pre-existing) with the
-    quick profile on x86_64 and i386, run on the cluster from an empty client cache."""
+def cluster_review(cluster, vma_unlinked, tmp_path_factory):
+    """matrix-32bit (a new failure on i386 alone, the vma link failure of `vma_unlinked`
+    pre-existing) with the quick profile on x86_64 and i386, run on the cluster from an empty
+    client cache."""
     cache = tmp_path_factory.mktemp("client")
-    proc, rev = review("matrix-32bit.mbox", "--tree", str(kernel_tree), "--arch", "x86_64,i386",
+    proc, rev = review("matrix-32bit.mbox", "--tree", str(vma_unlinked), "--arch", "x86_64,i386",
                        "--cluster", cluster.address, cache=cache, out=cache / "review.json")
     assert proc.returncode == 1, proc.stderr.decode()
     return rev, cache
 
 
-def test_cluster_review_is_the_local_review(cluster_review, kernel_tree, tmp_path):
+def test_cluster_review_is_the_local_review(cluster_review, vma_unlinked, tmp_path):
     clustered, _ = cluster_review
-    proc, local = review("matrix-32bit.mbox", "--tree", str(kernel_tree), "--arch", "x86_64,i386",
+    proc, local = review("matrix-32bit.mbox", "--tree", str(vma_unlinked), "--arch", "x86_64,i386",
                          cache=USER_CACHE, out=tmp_path / "local.json")
     assert proc.returncode == 1, proc.stderr.decode()
     assert sorted(map(comparable, clustered["cells"])) == sorted(map(comparable, local["cells"]))
@@ -195,11 +196,11 @@ def test_a_worker_offering_only_x86_64_gets_no_i386_cell(cluster, cluster_review
     assert {w for _, w in ran} <= {addr["solo"], addr["both"]}
 
 
-def test_second_series_on_the_same_base_sends_only_the_tip(cluster, cluster_review, kernel_tree):
+def test_second_series_on_the_same_base_sends_only_the_tip(cluster, cluster_review, vma_unlinked):
     """The client's result cache has the base from the first review: only tip builds go out,
     and they go where that target's base was built (its ccache has the base's objects)."""
     first, cache = cluster_review
-    proc = mmreview("test", str(SERIES / "matrix-break-xarray.mbox"), "--tree", str(kernel_tree),
+    proc = mmreview("test", str(SERIES / "matrix-break-xarray.mbox"), "--tree", str(vma_unlinked),
                     "--arch", "x86_64,i386", "--binary", "xarray", "--json", "--cluster",
                     cluster.address, env={"XDG_CACHE_HOME": str(cache)}, timeout=1800)
     assert proc.returncode == 1, proc.stderr.decode()

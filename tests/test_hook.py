@@ -208,3 +208,19 @@ def test_fail_on_takes_the_grammar_check_takes(pushing_clone):
                               stdin=subprocess.DEVNULL, timeout=600)
         assert proc.returncode == code, (fail_on, proc.stderr)
         assert "xa-zero-marker" in proc.stderr
+
+
+def test_a_git_failure_in_the_hook_is_one_line(tmp_path):
+    """The hook runs outside typer (to start fast) and ends as every command does: git failing
+    under it is one line and exit 3, not a traceback that blocks the push unexplained."""
+    repo = tmp_path / "r"
+    git(tmp_path, "init", "--quiet", str(repo))
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "--quiet",
+        "--allow-empty", "-m", "x")
+    bogus = "refs/heads/t " + "1" * 40 + " refs/heads/t " + "2" * 40 + "\n"
+    proc = subprocess.run([str(BIN / "python"), "-m", "mmreview.review.prepush", "run", "origin",
+                           str(tmp_path / "nowhere")], cwd=repo, input=bogus, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("mmreview: error: git rev-list") and "1111111" in proc.stderr

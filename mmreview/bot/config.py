@@ -29,8 +29,11 @@
     [[inbox]]
     name = "linux-mm"
     url = "https://lore.kernel.org/linux-mm/"    # or: nntp = "nntp://nntp.lore.kernel.org/org.kvack.linux-mm"
-                                                 # (nntps:// for TLS), or: maildir = "/path"
+                                                 # (nntps:// for TLS), or: path = "/srv/lore/linux-mm"
+                                                 # (a public-inbox v2 on disk, a grokmirror), or:
+                                                 # maildir = "/path"
     since = "2026-01-01"           # where a first poll starts (default: one day back)
+    web = "https://lore.kernel.org/linux-mm/"    # where the site links threads (default: url)
 
     [policy]                       # lists and maintainers not named below: muted
     reply = "dry-run"
@@ -81,6 +84,8 @@ class Inbox:
     url: str | None = None
     maildir: str | None = None
     nntp: str | None = None
+    path: str | None = None
+    web: str | None = None
     since: str | None = None
 
 
@@ -217,14 +222,16 @@ def load_config(path: str | Path) -> Config:
     inboxes = []
     for i, d in enumerate(data.get("inbox", [])):
         name = d.get("name") or f"inbox{i + 1}"
-        if sum(bool(d.get(k)) for k in ("url", "nntp", "maildir")) != 1:
-            raise BadInput(f"{path}: [[inbox]] {name}",
-                           "give one of url (a public-inbox), nntp (a newsgroup) or maildir")
+        if sum(bool(d.get(k)) for k in ("url", "nntp", "path", "maildir")) != 1:
+            raise BadInput(f"{path}: [[inbox]] {name}", "give one of url (a public-inbox over HTTP), "
+                                                       "nntp (a newsgroup), path (a public-inbox on "
+                                                       "disk) or maildir")
         if d.get("nntp"):
             _nntp_url(f"{path}: [[inbox]] {name}: nntp", d["nntp"])
         inboxes.append(Inbox(name=name, url=d.get("url"), nntp=d.get("nntp"),
+                             path=str(rel(d["path"])) if d.get("path") else None,
                              maildir=str(rel(d["maildir"])) if d.get("maildir") else None,
-                             since=d.get("since")))
+                             since=d.get("since"), web=d.get("web")))
     if not inboxes:
         raise BadInput(f"{path}: [[inbox]]", "no inbox to watch")
     if not tree.get("path"):

@@ -14,7 +14,9 @@ import signal
 import sys
 from pathlib import Path
 
-from mmreview.common.errors import EXIT_INFRA, MmreviewError
+from mmreview.common.errors import EXIT_INFRA
+from mmreview.common.exits import guarded
+from mmreview.common.textsafe import one_line
 
 
 def _terminate(_sig, _frame):
@@ -38,16 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     req = CheckRequest(source=a.series, tree=a.tree, profile=a.profile, arch=a.arch,
                        cluster=a.cluster, notes=list(a.note))
     try:
-        review = run_check(req)
-    except MmreviewError as exc:
-        print(f"mmreview: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("mmreview: cancelled", file=sys.stderr)
-        return 130
+        review, code = guarded(lambda: run_check(req), interrupted="cancelled")
     except Exception as exc:   # noqa: BLE001 -- a failure of ours, not the series': infrastructure
-        print(f"mmreview: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(one_line(f"mmreview: internal error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return EXIT_INFRA
+    if code is not None:
+        return code
     # What the bot publishes names no path of this host.
     review.tree.path = a.tree_name
     # HEAD of the bot's clone is the operator's branch: say so where the base is explained.

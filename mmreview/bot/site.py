@@ -61,8 +61,8 @@ def thread_link(cfg: Config, store: Store, posting: int) -> str | None:
     row = store.one("SELECT msgid, inbox FROM messages WHERE posting=? ORDER BY number LIMIT 1", posting)
     if row is None:
         return None
-    inbox = next((i for i in cfg.inboxes if i.name == row.inbox and i.url), None)
-    return f"{inbox.url.rstrip('/')}/{row.msgid}/" if inbox else None
+    inbox = next((i for i in cfg.inboxes if i.name == row.inbox and (i.web or i.url)), None)
+    return f"{(inbox.web or inbox.url).rstrip('/')}/{row.msgid}/" if inbox else None
 
 
 def review_page(review: Review, thread: str | None) -> str:

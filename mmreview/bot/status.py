@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 
@@ -47,6 +48,21 @@ def _held(store: Store, now: float) -> list[str]:
     return out
 
 
+def _cursor(value: str, now: float) -> str:
+    """Where an inbox was read up to, as each watcher keeps it."""
+    if value.isdigit():
+        return f"at article {value}"                     # a newsgroup
+    if value.startswith("{"):                            # a public-inbox on disk: epoch -> commit
+        heads = json.loads(value)
+        return "at " + ", ".join(f"{e} {c[:12]}" for e, c in sorted(heads.items()))
+    if value.startswith("["):                            # a maildir: the files taken
+        return f"{len(json.loads(value))} files taken"
+    try:
+        return f"searched up to {_ago(float(value), now)}"   # a public-inbox over HTTP
+    except ValueError:
+        return value[:40]
+
+
 def status_text(store: Store, now: float | None = None, errors: int = 5) -> str:
     now = time.time() if now is None else now
     out = []
@@ -55,6 +71,9 @@ def status_text(store: Store, now: float | None = None, errors: int = 5) -> str:
     seen = store.value("SELECT count(*) FROM messages")
     out.append(f"messages seen: {seen}; tree head {(store.fact('tree_head') or '?')[:12]}, fetched "
                f"{_ago(float(store.fact('tree_fetched_at') or 0), now)}")
+    inboxes = store.all("SELECT inbox, value FROM cursors ORDER BY inbox")
+    out.append("inboxes: " + ("; ".join(f"{r.inbox} {_cursor(r.value, now)}" for r in inboxes)
+                              or "not polled yet"))
     out.append("series: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
     out.append("mails: " + (", ".join(f"{n} {s}" for s, n in sorted(mails.items())) or "none"))
     running = store.all("SELECT p.id, p.title, p.version, r.started_at, r.pid FROM reviews r JOIN "

@@ -1,4 +1,5 @@
-"""Where new mail comes from: a public-inbox over HTTP, a newsgroup (newsgroup.py), or a maildir.
+"""Where new mail comes from: a public-inbox over HTTP, a newsgroup (newsgroup.py), a public-inbox
+on disk (archive.py), or a maildir.
 
 A public-inbox is asked with its search endpoint for everything received since the cursor, less
 a re-scan window (NIPA's lesson: mail is indexed late and out of order), as one gzipped mbox
@@ -23,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from mmreview.bot import newsgroup
+from mmreview.bot import archive, newsgroup
 from mmreview.bot.config import Inbox
 from mmreview.bot.store import Store
 from mmreview.common.errors import InfraError
@@ -64,6 +65,8 @@ def poll(inbox: Inbox, store: Store) -> Iterator[bytes]:
         yield from _maildir(inbox, store)
     elif inbox.nntp:
         yield from newsgroup.poll(inbox, store)
+    elif inbox.path:
+        yield from archive.poll(inbox, store)
     else:
         yield from _public_inbox(inbox, store)
 

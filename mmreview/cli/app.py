@@ -2,7 +2,7 @@
 
 Commands live in `mmreview/cli/*.py`, each registering itself on `app`;
 they only parse options, call the engine, and render.  `run_command` turns an
-`MmreviewError` into one line on stderr and its exit code, never a traceback;
+`MmreviewError` into one line on stderr and its exit code, never a traceback (common/exits.py);
 so are the I/O faults a command meets on the way (a full disk, an unusable cache
 directory, git missing or failing): `oserror.as_error` says which they are.
 """
@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import inspect
 import os
-import subprocess
 import sys
 from typing import Callable, TypeVar
 
 import typer
 from rich.console import Console
 
-from mmreview.common.errors import EXIT_BAD_INPUT, EXIT_INFRA, MmreviewError
-from mmreview.common.oserror import as_error, git_failed, timed_out
+from mmreview.common.errors import EXIT_BAD_INPUT, EXIT_INFRA
+from mmreview.common.exits import guarded
 from mmreview.common.textsafe import one_line
 from mmreview.kernel import table as kernels
 
@@ -115,71 +114,13 @@ BuildTimeoutOption = typer.Option(None, "--build-timeout", min=1,
                                   help="Seconds one suite's build may take (default 900).")
 
 
-def error_line(exc: MmreviewError) -> None:
-    # Messages carry subjects and file names from the series: one line, nothing raw.
-    print(one_line(f"mmreview: error: {exc}"), file=sys.stderr)
-
-
 def run_command(fn: Callable[[], T]) -> T:
-    """Run a command body; user errors and I/O faults become one line and an exit code."""
-    try:
-        result = fn()
-    except MmreviewError as exc:
-        error_line(exc)
-        raise typer.Exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("mmreview: interrupted", file=sys.stderr)
-        raise typer.Exit(130)
-    except BrokenPipeError:
-        _silence_stdout()
-        raise typer.Exit(0)
-    except subprocess.CalledProcessError as exc:
-        err = git_failed(exc)
-        error_line(err)
-        raise typer.Exit(err.exit_code)
-    except subprocess.TimeoutExpired as exc:
-        err = timed_out(exc)
-        error_line(err)
-        raise typer.Exit(err.exit_code)
-    except OSError as exc:
-        _settle_stdout()
-        err = as_error(exc, unnamed="output")    # no file named: a print to stdout, mostly
-        error_line(err)
-        raise typer.Exit(err.exit_code)
-    # A full disk under `> report` shows when the report is flushed: here, not as an
-    # "Exception ignored" at interpreter exit.
-    if not _settle_stdout(lambda exc: error_line(as_error(exc, unnamed="stdout"))):
-        raise typer.Exit(EXIT_INFRA)
+    """Run a command body; user errors and I/O faults become one line and an exit code
+    (common/exits.py, which the entry points outside typer share)."""
+    result, code = guarded(fn)
+    if code is not None:
+        raise typer.Exit(code)
     return result
-
-
-def _settle_stdout(report: Callable[[OSError], None] | None = None) -> bool:
-    """Flush stdout; False if it cannot be written.  Then it is pointed at /dev/null: what it
-    still buffers would otherwise fail again at exit, with a message of its own."""
-    if sys.stdout is None:      # started with fd 1 closed: print() writes nowhere, quietly
-        return True
-    try:
-        sys.stdout.flush()
-        return True
-    except BrokenPipeError:
-        _silence_stdout()
-        return True            # the reader left (`| head`): not an error
-    except (OSError, ValueError) as exc:
-        _silence_stdout()
-        if report is not None and isinstance(exc, OSError):
-            report(exc)
-        return False
-
-
-def _silence_stdout() -> None:
-    """Point fd 1 at /dev/null, so the flush at interpreter exit cannot fail a second time and
-    print its own 'Exception ignored' message after our one line."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
 
 
 def internal_error(exc: BaseException) -> int:

@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m mmreview.review.prepush run ...`: what the installed hook calls.  Not through the typer
     app, so a push does not pay for importing every command."""
     import argparse
-    from mmreview.common.errors import MmreviewError
+    from mmreview.common.exits import guarded
     ap = argparse.ArgumentParser(prog="mmreview.review.prepush")
     ap.add_argument("action", choices=["run"])
     ap.add_argument("--profile", default="rules", choices=HOOK_PROFILES)
@@ -301,16 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fail-on", default="error")
     args, git_args = ap.parse_known_args(argv)     # git's own: the remote's name and URL
     git_args = [a for a in git_args if a != "--"]
-    try:
-        # The URL, else the name: ls-remote takes either, and a URL needs no configured remote.
-        return run_hook(args.profile, tuple(args.ignore), fail_on=args.fail_on,
-                        remote=(git_args[1:2] or git_args[:1] or [None])[0])
-    except MmreviewError as exc:
-        print(f"mmreview: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("mmreview: interrupted", file=sys.stderr)
-        return 130
+    # The URL, else the name: ls-remote takes either, and a URL needs no configured remote.
+    remote = (git_args[1:2] or git_args[:1] or [None])[0]
+    code, failed = guarded(lambda: run_hook(args.profile, tuple(args.ignore), fail_on=args.fail_on,
+                                            remote=remote))
+    return code if failed is None else failed
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""The bot reading a newsgroup, as lore serves its lists (nntp.lore.kernel.org): a real
-public-inbox-nntpd on 127.0.0.1 over the same inbox the HTTP tests use."""
+"""The bot's other inboxes: a newsgroup, as lore serves its lists (nntp.lore.kernel.org), from a
+real public-inbox-nntpd on 127.0.0.1; and a public-inbox on disk (a grokmirror of lore), the very
+v2 inbox those servers serve."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -14,15 +16,15 @@ from bot_helpers import (BOT_FROM, LIST, SmtpRecorder, fresh, kernel_remote, mes
                          start_bot, wait_until, write_config)
 from conftest import MMREVIEW
 
-from mmreview.bot import newsgroup
+from mmreview.bot import archive, newsgroup
 from mmreview.bot.config import Inbox
 from mmreview.bot.store import Store
 from mmreview.common.errors import InfraError
 
 
-def _take(inbox: Inbox, st: Store) -> list[str]:
+def _take(inbox: Inbox, st: Store, reader=newsgroup) -> list[str]:
     """One poll as the service does it: the messages' ids, then the cursor moved."""
-    ids = [msgid_of(raw) for raw in newsgroup.poll(inbox, st)]
+    ids = [msgid_of(raw) for raw in reader.poll(inbox, st)]
     for mid in ids:
         st.add_message({"msgid": mid, "inbox": inbox.name, "seen_at": 0, "subject": "", "sender": "",
                         "kind": "other", "in_reply_to": None, "refs": [], "raw": b""})
@@ -66,16 +68,39 @@ def test_unreachable_or_unknown_group_is_an_infrastructure_error(public_inbox, t
 
 
 def test_bad_nntp_address_is_one_line(tmp_path: Path):
-    cfg = write_config(tmp_path, 25, "nntp://127.0.0.1:1/", tmp_path / "t.git", tmp_path / "r.git")
+    cfg = write_config(tmp_path, 25, "nntp://127.0.0.1:1/", tmp_path / "t.git", tmp_path / "r.git",
+                       inbox_kind="nntp")
     p = subprocess.run([MMREVIEW, "bot", "--config", str(cfg), "--once"], capture_output=True)
     err = p.stderr.decode()
     assert p.returncode == 2 and err.count("\n") == 1 and "nntp://HOST[:PORT]/GROUP" in err, err
 
 
-def test_the_bot_answers_a_newsgroup(tmp_path: Path, kernel_tree: Path, public_inbox):
-    """Two series on the group: two replies, threaded, to author and list; the bot's own replies
-    come back through the group and are known as its own (no third mail)."""
-    url = public_inbox.start_nntp()
+def test_the_archive_cursor(public_inbox, tmp_path: Path):
+    first = fresh(messages("clean-3.mbox"), "a1", to=LIST)
+    for raw in first:
+        public_inbox.deliver(raw)
+    st = Store(tmp_path / "s.sqlite")
+    disk = Inbox(name="mirror", path=str(public_inbox.root / "inbox"), since="2000-01-01")
+    assert _take(disk, st, archive) == [msgid_of(r) for r in first]
+    assert _take(disk, st, archive) == []
+    second = fresh(messages("rules-lock-order-pos.mbox"), "a2", to=LIST)
+    for raw in second:
+        public_inbox.deliver(raw)
+    assert _take(disk, st, archive) == [msgid_of(r) for r in second]
+    # A cursor commit that is gone (a purge rewrote the history): back to `since`, by date.
+    st.set_cursor("mirror", '{"0.git": "' + "0" * 40 + '"}')
+    assert len(_take(disk, st, archive)) == len(first) + len(second)
+    assert _take(Inbox(name="later", path=disk.path, since="2100-01-01"), st, archive) == []
+    with pytest.raises(InfraError, match="not a public-inbox v2"):
+        list(archive.poll(Inbox(name="x", path=str(tmp_path)), st))
+
+
+@pytest.mark.parametrize("kind", ["nntp", "path"])
+def test_the_bot_answers_from_a_newsgroup_or_a_mirror(tmp_path: Path, kernel_tree: Path, public_inbox,
+                                                      kind):
+    """Two series on the group (or in the mirror): two replies, threaded, to author and list; the
+    bot's own replies come back through the list and are known as its own (no third mail)."""
+    url = public_inbox.start_nntp() if kind == "nntp" else str(public_inbox.root / "inbox")
     smtp = SmtpRecorder(deliver=public_inbox.deliver).start()
     try:
         remote, mine = kernel_remote(kernel_tree, tmp_path)
@@ -85,7 +110,7 @@ def test_the_bot_answers_a_newsgroup(tmp_path: Path, kernel_tree: Path, public_i
             public_inbox.deliver(raw)
         d = tmp_path / "bot"
         d.mkdir()
-        cfg = write_config(d, smtp.port, url, mine, remote)
+        cfg = write_config(d, smtp.port, url, mine, remote, inbox_kind=kind)
         bot = start_bot(cfg)
         try:
             smtp.wait_for(2, 300, bot)
@@ -103,6 +128,11 @@ def test_the_bot_answers_a_newsgroup(tmp_path: Path, kernel_tree: Path, public_i
         assert threads[msgid_of(rule[0])].msg["X-Mmreview-Verdict"] == "findings"
         for m in mails:
             assert m.msg["From"] == BOT_FROM and LIST in m.rcpt
-        assert query(cfg, "SELECT value FROM cursors WHERE inbox='linux-mm'")[0][0].isdigit()
+        cursor = query(cfg, "SELECT value FROM cursors WHERE inbox='linux-mm'")[0][0]
+        assert cursor.isdigit() if kind == "nntp" else cursor.startswith('{"0.git": "')
+        status = subprocess.run([MMREVIEW, "bot", "status", "--config", str(cfg)], capture_output=True,
+                                text=True)
+        said = "at article " + cursor if kind == "nntp" else "at 0.git " + json.loads(cursor)["0.git"][:12]
+        assert status.returncode == 0 and f"inboxes: linux-mm {said}\n" in status.stdout, status.stdout
     finally:
         smtp.stop()
