@@ -223,7 +223,9 @@ def test_kills_lose_nothing_and_send_nothing_twice(world):
     assert threads == sorted(msgid_of(s[0]) for s in series), [m.msg["Subject"] for m in mails]
     assert len({m.msg["Message-ID"] for m in mails}) == 3
     log = (cfg.parent / "state" / "bot.log").read_text()
-    infra = [line for line in log.splitlines() if "infrastructure:" in line]
+    # One review failed for the machine's reasons (an inbox poll that timed out under load would
+    # be a line of its own, and is no review's).
+    infra = [line for line in log.splitlines() if "infrastructure: review " in line]
     assert len(infra) == 1 and "killed by signal 9" in infra[0] and "retried" in infra[0], log
     assert "so it went" in log              # the mail in doubt was found on the list, not resent
     assert "interrupted review(s) queued again" in log
