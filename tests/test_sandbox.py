@@ -223,6 +223,21 @@ def bait(kernel_tree):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_a_refused_write_is_heard_with_the_cache_under_tmp(kernel_tree, tmp_path):
+    """A cache under /tmp (XDG_CACHE_HOME=/tmp/..., as CI machines set it): the work tree is a
+    read-only bind inside the sandbox's private, writable /tmp, and a write to it is still an
+    attempt (the innermost mount decides), not taken for a write to /tmp."""
+    assert str(tmp_path).startswith("/tmp/")
+    proc = mmreview("check", str(SERIES / "hostile-peek.mbox"), "--tree", str(kernel_tree), "--arch",
+                    "x86_64", "--profile", "quick", "--binary", "multiorder", "--ignore", "checkpatch",
+                    "--format", "json", "-q", env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    review = json.loads(proc.stdout or b"{}")
+    assert proc.returncode == 1, proc.stderr.decode()
+    mo = cell(review, "x86_64", "multiorder")
+    why = mo["tip_result"]["reason"]
+    assert mo["tip"] == "blocked" and "openat lib/xarray.c" in why, mo
+
+
 def test_a_series_sees_nothing_of_the_host_and_a_refused_write_is_an_attempt(kernel_tree, bait):
     from mmreview.kernel.trees import cache_dir
     from mmreview.render import FORMATS

@@ -158,7 +158,7 @@ class BuildSpec:
     binaries: tuple[str, ...]
     sanitizers: tuple[str, ...]
     urcu_prefix: str = ""
-    confinement: str = ""           # "bwrap" or "none": a result depends on what the test could reach
+    confinement: str = ""           # sandbox.CONFINEMENT or "none": a result depends on what the test could reach
 
     def paths(self) -> list[str]:
         return export_paths(self.suite, self.target.tree_paths)

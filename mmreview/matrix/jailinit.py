@@ -31,6 +31,9 @@ sys.path.append("/usr/lib/python3/dist-packages")      # Debian's python3-seccom
 
 ARGS = json.load(open("/run/mmreview/args.json"))
 WRITABLE = [os.path.realpath(p) for p in ARGS["writable"]]
+# Read-only binds may sit inside a writable mount (a cache under /tmp: the tree's work tree inside
+# the private /tmp); the innermost mount of a path says whether it is writable.
+READONLY = [os.path.realpath(p) for p in ARGS.get("readonly", [])]
 TOLERATED = os.path.realpath(ARGS["tolerated"]) if ARGS.get("tolerated") else ""     # read-only compiler cache: ccache's own touches are no attempt
 MAX_NOTED = 20
 
@@ -139,10 +142,15 @@ def resolve(pid, dirfd, path, follow):
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/random", "/dev/urandom", "/dev/ptmx")
 
 
+def _depth(path, mounts):
+    """The length of the innermost of `mounts` that holds `path` (-1: none does)."""
+    return max((len(m) for m in mounts if path == m or path.startswith(m + "/")), default=-1)
+
+
 def allowed(path, name):
     if not path or path in DEVICES or path.startswith(("/dev/pts/", "/dev/shm/")):
         return True
-    if any(path == w or path.startswith(w + "/") for w in WRITABLE):
+    if _depth(path, WRITABLE) > _depth(path, READONLY):
         return True
     if TOLERATED and path.startswith(TOLERATED + "/"):
         # ccache with CCACHE_READONLY still makes directories, touches what it used and takes

@@ -44,7 +44,7 @@ from mmreview.matrix.executors import Executor
 from mmreview.matrix.executors.local import LocalExecutor
 from mmreview.matrix.executors.scheduler import Build, Event
 from mmreview.matrix.results import BUILD_FAILED, FAILING, NEW_VERDICTS, NOT_RUN, Cell, RunResult
-from mmreview.matrix.sandbox import BUILD_TIMEOUT, Sandbox
+from mmreview.matrix.sandbox import BUILD_TIMEOUT, CONFINEMENT, Sandbox
 from mmreview.matrix.suites import Binary, Suite
 from mmreview.matrix.targets import Availability, Target, TargetInfo, all_targets
 
@@ -153,7 +153,7 @@ def run_matrix(co, targets: list[Target] | None = None, profile: str = "quick",
         a = avail[t.name]
         spec = BuildSpec(target=t, suite=s, binaries=tuple(b.name for b in bins),
                          sanitizers=tuple(a.sanitizers), urcu_prefix=a.urcu_prefix,
-                         confinement="bwrap" if box.confined else "none")
+                         confinement=CONFINEMENT if box.confined else "none")
         key = input_key(co.path, rev, spec, executor.toolchain(t))
         k = (t.name, s.name, key, spec.binaries)
         if k not in builds:

@@ -28,6 +28,7 @@ refuses to run series code, unless the user passed --no-sandbox (`require`).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -55,6 +56,9 @@ VIEW_ENV = "MMREVIEW_SANDBOX_VIEW"
 _PRIVATE = ("/tmp", "/var/tmp", "/run", "/home", "/root", "/mnt", "/media", "/srv")
 
 _WRAPPER = (Path(__file__).with_name("jailinit.py")).read_text()
+# What the sandbox is, for the result cache's key: a change to what a series sees or to how its
+# attempts are heard changes what a cell's result says, so results cached before it are not reused.
+CONFINEMENT = "bwrap-" + hashlib.sha256(_WRAPPER.encode() + Path(__file__).read_bytes()).hexdigest()[:12]
 
 # Counters of the sandbox's own network namespace that mean "it tried to talk to someone".
 _NET_ATTEMPTS = {"Tcp:ActiveOpens": "TCP connection", "Udp:OutDatagrams": "UDP datagram",
@@ -164,6 +168,7 @@ class Jail:
         (run / "init.py").write_text(_WRAPPER)
         (run / "args.json").write_text(json.dumps({
             "status_fd": fd, "alive_fd": self._alive[0], "cmd": cmd, "env": full_env, "writable": writable,
+            "readonly": [str(p) for p in self.readonly],
             "tolerated": full_env["CCACHE_DIR"] if full_env.get("CCACHE_READONLY") else "",
             "cpu": lim.cpu_seconds, "fsize": lim.file_bytes, "vm": lim.address_bytes,
             "nproc": lim.processes + self.box.base_processes if lim.processes else 0}))
