@@ -54,6 +54,13 @@ def test_the_article_cursor(public_inbox, tmp_path: Path, monkeypatch):
     # The crash-time question "did my mail reach the list?" is asked by Message-ID.
     assert msgid_of(newsgroup.fetch_message(group, msgid_of(second[0]))) == msgid_of(second[0])
     assert newsgroup.fetch_message(group, "not-there@example.org") is None
+    # A range whose articles are all gone (purged) is an empty overview, not an error (420).
+    srv = newsgroup._connect(group)
+    try:
+        srv.group(public_inbox.newsgroup)
+        assert newsgroup._over(srv, 10_000, 10_020) == []
+    finally:
+        srv.quit()
 
 
 def test_unreachable_or_unknown_group_is_an_infrastructure_error(public_inbox, tmp_path: Path):

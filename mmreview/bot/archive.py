@@ -77,7 +77,7 @@ def poll(inbox: Inbox, store: Store) -> Iterator[bytes]:
         if last and rev_parse(repo, last):
             spec = [head, f"^{last}"]
         else:
-            spec = [head, f"--since=@{_since(inbox, time.time())}"]
+            spec = [head, f"--max-age={_since(inbox, time.time())}"]
         proc = run_git(repo, "rev-list", "--reverse", *spec, check=False)
         if proc.returncode != 0:
             raise InfraError(f"inbox {inbox.name}",

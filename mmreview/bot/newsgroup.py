@@ -72,13 +72,23 @@ def _since(inbox: Inbox, now: float) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
+def _over(srv, lo: int, hi: int) -> list:
+    """The overview of articles lo..hi; [] for a range with none left (420/423: purged)."""
+    try:
+        return srv.over((lo, hi))[1]
+    except _nntplib().NNTPTemporaryError as exc:
+        if str(exc)[:3] in ("420", "423"):
+            return []
+        raise
+
+
 def _first_at(srv, first: int, last: int, since: float) -> int:
     """The first article number dated at or after `since` (dates are nearly monotonic in
     the numbers; the dates of the articles taken are checked again)."""
     lo, hi = first, last + 1
     while lo < hi:
         mid = (lo + hi) // 2
-        _resp, near = srv.over((mid, min(hi - 1, mid + 20)))
+        near = _over(srv, mid, min(hi - 1, mid + 20))
         if not near:
             hi = mid
             continue
@@ -105,7 +115,7 @@ def poll(inbox: Inbox, store: Store) -> Iterator[bytes]:
             else:
                 start = max(int(cur) + 1, first)
             end = min(last, start + BATCH - 1)
-            overview = srv.over((start, end))[1] if start <= end else []
+            overview = _over(srv, start, end) if start <= end else []
             for num, ov in overview:
                 mid = ov.get("message-id", "").strip().strip("<>")
                 if mid and store.has_message(mid):
