@@ -263,9 +263,9 @@ def query(config: Path, sql: str, *args):
 
 
 def synthetic_series(kernel_tree: Path, d: Path, n: int, start: int = 0) -> list[list[bytes]]:
-    """n distinct small series (2 patches and a cover letter each: comments added to mm/vma.c and
-    lib/maple_tree.c), made with git format-patch on the kernel, To the list: every one is new
-    content, so none is taken for a resend of another."""
+    """n distinct small, clean series (2 patches and a cover letter each: a comment added at the
+    end of mm/vma.c and of lib/maple_tree.c), made with git format-patch on the kernel, To the
+    list: every one is new content, so none is taken for a resend of another."""
     work = d / "synthetic"
     if not work.exists():
         git(d, "clone", "--quiet", "--shared", "--no-checkout", str(kernel_tree), str(work))
@@ -277,9 +277,9 @@ def synthetic_series(kernel_tree: Path, d: Path, n: int, start: int = 0) -> list
         git(work, "checkout", "--quiet", "-B", f"s{i}", base)
         for path, text in (("mm/vma.c", f"vma: note {i}"), ("lib/maple_tree.c", f"maple: note {i}")):
             f = work / path
-            lines = f.read_text().split("\n")
-            lines.insert(7, f"/* {text}: synthetic series for the bot's tests. */")
-            f.write_text("\n".join(lines))
+            # At the end: outside every comment and function, so each series builds and passes
+            # (line 7 of lib/maple_tree.c is inside its header comment, which the note would end).
+            f.write_text(f.read_text() + f"/* {text}: synthetic series for the bot's tests. */\n")
             git(work, "commit", "--quiet", "-am", f"{path.split('/')[0]}: {text}\n\nA comment.\n\n"
                                                    f"Signed-off-by: Test Author <test@example.org>")
         mbox = git(work, "format-patch", "--stdout", "--cover-letter", "--thread=shallow",
