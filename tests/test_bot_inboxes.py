@@ -74,12 +74,18 @@ def test_unreachable_or_unknown_group_is_an_infrastructure_error(public_inbox, t
     assert st.cursor("x") is None
 
 
-def test_bad_nntp_address_is_one_line(tmp_path: Path):
+def test_bad_nntp_address_or_since_is_one_line(tmp_path: Path):
     cfg = write_config(tmp_path, 25, "nntp://127.0.0.1:1/", tmp_path / "t.git", tmp_path / "r.git",
                        inbox_kind="nntp")
     p = subprocess.run([MMREVIEW, "bot", "--config", str(cfg), "--once"], capture_output=True)
     err = p.stderr.decode()
     assert p.returncode == 2 and err.count("\n") == 1 and "nntp://HOST[:PORT]/GROUP" in err, err
+    # A `since` that is no date is the config's fault, said when it is read (not at the first poll).
+    cfg.write_text(cfg.read_text().replace('since = "2000-01-01"', 'since = "last tuesday"')
+                   .replace("nntp://127.0.0.1:1/", "nntp://127.0.0.1:1/org.kvack.linux-mm"))
+    p = subprocess.run([MMREVIEW, "bot", "--config", str(cfg), "--once"], capture_output=True)
+    err = p.stderr.decode()
+    assert p.returncode == 2 and err.count("\n") == 1 and "since: 'last tuesday' is not a date" in err, err
 
 
 def test_the_archive_cursor(public_inbox, tmp_path: Path):

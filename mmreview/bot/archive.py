@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -23,22 +22,9 @@ from mmreview.bot.store import Store
 from mmreview.common.errors import InfraError
 from mmreview.common.git import git_env, rev_parse, run_git
 
-FIRST_LOOK = 86400.0
-
-
 def _epochs(root: Path) -> list[Path]:
     found = [p for p in (root / "git").glob("*.git") if p.name[:-4].isdigit()]
     return sorted(found, key=lambda p: int(p.name[:-4]))
-
-
-def _since(inbox: Inbox, now: float) -> int:
-    if not inbox.since:
-        return int(now - FIRST_LOOK)
-    try:
-        when = datetime.fromisoformat(inbox.since)
-    except ValueError:
-        raise InfraError(f"inbox {inbox.name}: since", f"{inbox.since!r} is not a date") from None
-    return int((when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp())
 
 
 def _blobs(repo: Path, commits: list[str]) -> Iterator[bytes]:
@@ -77,7 +63,7 @@ def poll(inbox: Inbox, store: Store) -> Iterator[bytes]:
         if last and rev_parse(repo, last):
             spec = [head, f"^{last}"]
         else:
-            spec = [head, f"--max-age={_since(inbox, time.time())}"]
+            spec = [head, f"--max-age={int(inbox.first_look(time.time()))}"]
         proc = run_git(repo, "rev-list", "--reverse", *spec, check=False)
         if proc.returncode != 0:
             raise InfraError(f"inbox {inbox.name}",

@@ -65,6 +65,7 @@ then one summary, so a broken base does not flood the list yet no distinct error
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime, timezone
 import urllib.parse
 from dataclasses import dataclass, field
 from email.utils import getaddresses
@@ -78,6 +79,9 @@ DEFAULT_BOTS = ("lkp@intel.com", "patchwork-bot@kernel.org", "syzbot@syzkaller.a
                 "noreply@kernel.org")
 
 
+FIRST_LOOK = 86400.0     # a first poll with no `since`: one day back
+
+
 @dataclass
 class Inbox:
     name: str
@@ -87,6 +91,13 @@ class Inbox:
     path: str | None = None
     web: str | None = None
     since: str | None = None
+
+    def first_look(self, now: float) -> float:
+        """Where a first poll starts: `since` (checked when the config was read), else a day back."""
+        if not self.since:
+            return now - FIRST_LOOK
+        when = datetime.fromisoformat(self.since)
+        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 @dataclass
@@ -228,10 +239,17 @@ def load_config(path: str | Path) -> Config:
                                                        "disk) or maildir")
         if d.get("nntp"):
             _nntp_url(f"{path}: [[inbox]] {name}: nntp", d["nntp"])
+        if d.get("since") is not None:
+            try:
+                datetime.fromisoformat(str(d["since"]))
+            except ValueError:
+                raise BadInput(f"{path}: [[inbox]] {name}: since",
+                               f"{d['since']!r} is not a date (like 2026-01-01)") from None
         inboxes.append(Inbox(name=name, url=d.get("url"), nntp=d.get("nntp"),
                              path=str(rel(d["path"])) if d.get("path") else None,
                              maildir=str(rel(d["maildir"])) if d.get("maildir") else None,
-                             since=d.get("since"), web=d.get("web")))
+                             since=str(d["since"]) if d.get("since") is not None else None,
+                             web=d.get("web")))
     if not inboxes:
         raise BadInput(f"{path}: [[inbox]]", "no inbox to watch")
     if not tree.get("path"):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 import urllib.parse
 import warnings
-from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Iterator
 
@@ -25,7 +24,6 @@ from mmreview.common.errors import InfraError
 
 TIMEOUT = 60
 BATCH = 2000
-FIRST_LOOK = 86400.0
 
 
 def _nntplib():
@@ -60,16 +58,6 @@ def _date(over: dict) -> float | None:
         return parsedate_to_datetime(over.get("date", "")).timestamp()
     except (TypeError, ValueError, IndexError):
         return None
-
-
-def _since(inbox: Inbox, now: float) -> float:
-    if not inbox.since:
-        return now - FIRST_LOOK
-    try:
-        when = datetime.fromisoformat(inbox.since)
-    except ValueError:
-        raise InfraError(f"inbox {inbox.name}: since", f"{inbox.since!r} is not a date") from None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _over(srv, lo: int, hi: int) -> list:
@@ -110,7 +98,7 @@ def poll(inbox: Inbox, store: Store) -> Iterator[bytes]:
             cur = store.cursor(inbox.name)
             since = None
             if cur is None or int(cur) > last:       # a first poll, or a group numbered anew
-                since = _since(inbox, time.time())
+                since = inbox.first_look(time.time())
                 start = _first_at(srv, first, last, since) if last >= first else last + 1
             else:
                 start = max(int(cur) + 1, first)

@@ -15,7 +15,6 @@ What a review's end means:
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
 import subprocess

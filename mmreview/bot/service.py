@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import time
-from pathlib import Path
 
 from mmreview.bot import summary, watcher
 from mmreview.bot.assembler import Assembler, classify

@@ -12,7 +12,6 @@ the Review names the tree by its branch and the series by its number (job.py).
 from __future__ import annotations
 
 import html
-import json
 import time
 from pathlib import Path
 

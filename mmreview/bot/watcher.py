@@ -20,7 +20,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -31,24 +30,13 @@ from mmreview.common.errors import InfraError
 from mmreview.intake.mail import NotMail, split_mbox
 
 RESCAN = 3600.0          # seconds of overlap between two polls of a public-inbox
-FIRST_LOOK = 86400.0     # a first poll with no `since`: one day back
 TIMEOUT = 60
 _ATOM = "{http://www.w3.org/2005/Atom}"
 
 
 def _since(inbox: Inbox, store: Store, now: float) -> float:
     cur = store.cursor(inbox.name)
-    if cur is not None:
-        return float(cur) - RESCAN
-    if inbox.since:
-        try:
-            when = datetime.fromisoformat(inbox.since)
-        except ValueError:
-            raise InfraError(f"inbox {inbox.name}: since", f"{inbox.since!r} is not a date") from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return when.timestamp()
-    return now - FIRST_LOOK
+    return float(cur) - RESCAN if cur is not None else inbox.first_look(now)
 
 
 def _get(url: str, post: bool = False) -> bytes:
