@@ -77,7 +77,7 @@ def _first_at(srv, first: int, last: int, since: float) -> int:
     while lo < hi:
         mid = (lo + hi) // 2
         near = _over(srv, mid, min(hi - 1, mid + 20))
-        if not near:
+        if not near:          # a purged stretch: look earlier (what is too old is filtered out)
             hi = mid
             continue
         num, ov = near[0]
@@ -115,9 +115,7 @@ def poll(inbox: Inbox, store: Store) -> Iterator[bytes]:
                 except lib.NNTPTemporaryError:       # 423: expunged since the overview
                     continue
                 yield b"\n".join(info.lines) + b"\n"
-        except lib.NNTPTemporaryError as exc:
-            raise InfraError(f"inbox {inbox.name}", f"{_where(inbox)}: {exc}") from None
-        except (lib.NNTPError, OSError, EOFError) as exc:
+        except (lib.NNTPError, OSError, EOFError) as exc:      # 411: no such group, too
             raise InfraError(f"inbox {inbox.name}", f"{_where(inbox)}: {exc}") from None
         store.pending_cursor = (inbox.name, str(max(end, start - 1)))
     finally:
