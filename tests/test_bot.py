@@ -53,6 +53,27 @@ def test_store_recovers_interrupted_work(tmp_path: Path):
                 pass
 
 
+def test_the_operators_log_loses_no_line_to_a_kill(tmp_path: Path):
+    """Lines committed to the store's oplog just before a kill reach `<state>.log` after the
+    restart: the file's position is a fact in the same store, not the table's end at start."""
+    from mmreview.bot.config import load_config
+    from mmreview.bot.service import Bot
+    cfg = load_config(write_config(tmp_path, 25, "http://127.0.0.1:1/x/", tmp_path / "t.git",
+                                   tmp_path / "r.git"))
+    bot = Bot(cfg)
+    with bot.store.tx():
+        bot.store.oplog("first line")
+    bot._flush_log()
+    with bot.store.tx():
+        bot.store.oplog("committed, then the bot was killed before writing it out")
+    bot.store.close()                                # (no flush: the kill)
+    again = Bot(cfg)
+    again._flush_log()
+    lines = bot.log_path.read_text().splitlines()
+    assert [ln.split(" ", 1)[1] for ln in lines] == [
+        "first line", "committed, then the bot was killed before writing it out"]
+
+
 def test_refuses_to_send_as_localhost(tmp_path: Path):
     cfg = write_config(tmp_path, 25, "http://127.0.0.1:1/x/", tmp_path / "t.git", tmp_path / "r.git",
                        sender="mmreview <mmreview@localhost>")

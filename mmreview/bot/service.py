@@ -35,7 +35,10 @@ class Bot:
         self.runner = Runner(cfg, self.store, self.work, self.tree)
         self.outbox = Outbox(cfg, self.store)
         self.log_path = cfg.state.with_suffix(".log")
-        self._logged = int(self.store.value("SELECT max(id) FROM oplog") or 0)
+        # The log file has every oplog row up to `log_flushed`: lines committed just before a
+        # kill reach it after the restart (a state file from before this fact: from now on).
+        self._logged = int(self.store.fact("log_flushed")
+                           or self.store.value("SELECT max(id) FROM oplog") or 0)
         self._stop = False
         self.site_dirty = True
         self._assembled = 0.0
@@ -117,6 +120,8 @@ class Bot:
             for r in rows:
                 fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(r.at))} {r.what}\n")
         self._logged = rows[-1].id
+        with self.store.tx():
+            self.store.set_fact("log_flushed", str(self._logged))
 
     # ------------------------------------------------------------ the loop
 
