@@ -20,12 +20,12 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import b4
 
-from mmreview.bot.config import Config
+from mmreview.bot.config import Config, addr_spec
 from mmreview.bot.store import Store
 from mmreview.common.errors import MmreviewError
 from mmreview.intake.diffs import has_diff
@@ -36,10 +36,6 @@ _CHANGE_ID = re.compile(r"^change-id:\s*(\S+)\s*$", re.M)
 OPEN = ("collecting", "queued", "running")
 
 
-def _addr(value: str) -> str:
-    return getaddresses([value])[0][1].lower()
-
-
 def classify(raw: bytes, inbox: str, cfg: Config, store: Store, now: float) -> dict | None:
     """What the store keeps of one message; None for what is not mail or has no Message-ID."""
     try:
@@ -48,7 +44,7 @@ def classify(raw: bytes, inbox: str, cfg: Config, store: Store, now: float) -> d
         return None
     if not m.message_id:
         return None
-    sender = _addr(m.from_)
+    sender = addr_spec(m.from_)
     ls = b4.LoreSubject(m.subject)
     refs = list(dict.fromkeys([*m.references, *([m.in_reply_to] if m.in_reply_to else [])]))
     try:
@@ -138,7 +134,7 @@ class Assembler:
         lineage = (f"change-id {change}" if change else
                    f"{head.sender} {' '.join(ls.subject.lower().split())}")
         total = max(m.total or 1 for m in msgs)
-        recipients = list(dict.fromkeys(_addr(a) for a in mail.to + mail.cc if _addr(a)))
+        recipients = list(dict.fromkeys(addr_spec(a) for a in mail.to + mail.cc if addr_spec(a)))
         self.store.db.execute("UPDATE postings SET lineage=?, title=?, total=?, recipients=?, "
                               "author=? WHERE id=?",
                               (lineage, ls.subject, total, json.dumps(recipients), mail.from_, pid))

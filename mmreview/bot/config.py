@@ -82,6 +82,11 @@ DEFAULT_BOTS = ("lkp@intel.com", "patchwork-bot@kernel.org", "syzbot@syzkaller.a
 FIRST_LOOK = 86400.0     # a first poll with no `since`: one day back
 
 
+def addr_spec(value: str) -> str:
+    """The bare, lower-case address of one header address ("" if it has none)."""
+    return getaddresses([value])[0][1].lower()
+
+
 @dataclass
 class Inbox:
     name: str
@@ -146,7 +151,7 @@ class Config:
 
     @property
     def sender_address(self) -> str:
-        return getaddresses([self.sender])[0][1].lower()
+        return addr_spec(self.sender)
 
     def sends(self) -> bool:
         return any(p.reply != "dry-run" for p in [self.default_policy, *self.lists])

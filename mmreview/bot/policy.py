@@ -24,9 +24,9 @@ import secrets
 import time
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formatdate, getaddresses, parseaddr
+from email.utils import formatdate, parseaddr
 
-from mmreview.bot.config import Config, ListPolicy
+from mmreview.bot.config import Config, ListPolicy, addr_spec
 from mmreview.bot.store import Row, Store
 from mmreview.review.model import DID_NOT_APPLY, INCOMPLETE, Review
 
@@ -39,19 +39,15 @@ def policy_for(cfg: Config, recipients: list[str]) -> ListPolicy:
     return cfg.default_policy
 
 
-def _addr(a: str) -> str:
-    return getaddresses([a])[0][1].lower()
-
-
 def recipients(cfg: Config, pol: ListPolicy, posting: Row) -> tuple[str, list[str], bool]:
     """(To, Cc, whether a list is among them) for a reply to this posting."""
     to = posting.author
     cc = list(pol.cc)
     if pol.reply == "author+list" or pol.reply == "dry-run":
         cc = [*json.loads(posting.recipients), *cc]
-    own = {_addr(to), cfg.sender_address}
-    cc = [a for a in dict.fromkeys(cc) if _addr(a) and _addr(a) not in own]
-    to_list = bool(set(map(_addr, cc)) & set(pol.match)) or pol.reply == "author+list"
+    own = {addr_spec(to), cfg.sender_address}
+    cc = [a for a in dict.fromkeys(cc) if addr_spec(a) and addr_spec(a) not in own]
+    to_list = bool(set(map(addr_spec, cc)) & set(pol.match)) or pol.reply == "author+list"
     return to, cc, to_list
 
 
@@ -67,12 +63,12 @@ def _queue(store: Store, cfg: Config, pol: ListPolicy, posting: Row, kind: str, 
     msg["To"] = to
     if cc:
         msg["Cc"] = ", ".join(cc)
-    envelope = [a for a in dict.fromkeys(_addr(x) for x in [to, *cc]) if a]
+    envelope = [a for a in dict.fromkeys(addr_spec(x) for x in [to, *cc]) if a]
     mode = "dry-run" if pol.reply == "dry-run" else "send"
     return store.db.execute(
         "INSERT INTO outbox(posting, msgid, kind, mode, author, recipients, to_list, rate, message, "
         "state, not_before, created_at) VALUES(?,?,?,?,?,?,?,?,?, 'pending', ?, ?)",
-        (posting.id, msgid, kind, mode, _addr(posting.author), json.dumps(envelope),
+        (posting.id, msgid, kind, mode, addr_spec(posting.author), json.dumps(envelope),
          int(to_list and mode == "send"), pol.rate, msg.as_bytes(policy=SMTP),
          posting.first_seen + pol.embargo, time.time())).lastrowid
 

@@ -36,9 +36,9 @@ import time
 from collections import defaultdict
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formatdate, getaddresses
+from email.utils import formatdate
 
-from mmreview.bot.config import Config, ListPolicy
+from mmreview.bot.config import Config, ListPolicy, addr_spec
 from mmreview.bot.store import Row, Store
 from mmreview.matrix.parse import build_error_line
 from mmreview.matrix.results import BUILD_FAILED, TIMEOUT, Cell
@@ -162,10 +162,6 @@ def _links(cfg: Config, store: Store, posting: int, review: int) -> list[str]:
     return links
 
 
-def _addr(a: str) -> str:
-    return getaddresses([a])[0][1].lower()
-
-
 def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str, now: float) -> int | None:
     rows = store.all("SELECT h.review, h.posting, p.state, p.title, p.author, p.recipients, p.first_seen "
                      "FROM held h JOIN postings p ON p.id=h.posting WHERE h.base=? AND h.policy=? "
@@ -233,13 +229,13 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
     if pol.reply == "author":
         to, cc = authors, list(pol.cc)
     else:        # author+list; dry-run writes what author+list would send
-        sent_to = list(dict.fromkeys(_addr(a) for r in live for a in json.loads(r.recipients)))
+        sent_to = list(dict.fromkeys(addr_spec(a) for r in live for a in json.loads(r.recipients)))
         lists = [m for m in pol.match if m in sent_to] or list(pol.match) or sent_to
         to, cc = lists, [*authors, *pol.cc]
     own = cfg.sender_address
-    to = [a for a in dict.fromkeys(to) if _addr(a) and _addr(a) != own]
-    seen_to = {_addr(a) for a in to}
-    cc = [a for a in dict.fromkeys(cc) if _addr(a) and _addr(a) != own and _addr(a) not in seen_to]
+    to = [a for a in dict.fromkeys(to) if addr_spec(a) and addr_spec(a) != own]
+    seen_to = {addr_spec(a) for a in to}
+    cc = [a for a in dict.fromkeys(cc) if addr_spec(a) and addr_spec(a) != own and addr_spec(a) not in seen_to]
     msgid = new_msgid(cfg, 0, "summary")
     msg = EmailMessage(policy=SMTP.clone(max_line_length=998))
     msg["From"] = cfg.sender
@@ -251,7 +247,7 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
     msg["Message-ID"] = msgid
     msg["X-Mmreview-Summary"] = subject.rpartition(": ")[2]
     msg.set_content(text, charset="utf-8", cte="8bit")
-    envelope = [a for a in dict.fromkeys(_addr(x) for x in [*to, *cc]) if a]
+    envelope = [a for a in dict.fromkeys(addr_spec(x) for x in [*to, *cc]) if a]
     mode = "dry-run" if pol.reply == "dry-run" else "send"
     to_list = int(mode == "send" and bool(seen_to & set(pol.match)))
     not_before = max([now, *(r.first_seen + pol.embargo for r in live)])
