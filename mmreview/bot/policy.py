@@ -59,18 +59,26 @@ def new_msgid(cfg: Config, posting: int, kind: str) -> str:
 def _queue(store: Store, cfg: Config, pol: ListPolicy, posting: Row, kind: str, msg: EmailMessage,
            msgid: str) -> int:
     to, cc, to_list = recipients(cfg, pol, posting)
+    return enqueue(store, pol, msg, msgid, kind, [to], cc, posting=posting.id,
+                   author=addr_spec(posting.author), to_list=to_list,
+                   not_before=posting.first_seen + pol.embargo)
+
+
+def enqueue(store: Store, pol: ListPolicy, msg: EmailMessage, msgid: str, kind: str, to: list[str],
+            cc: list[str], posting: int, author: str, to_list: bool, not_before: float) -> int:
+    """One mail into the outbox, addressed (inside the caller's transaction): its id.  The
+    policy's mode says whether it is sent or written for the operator."""
     del msg["To"], msg["Cc"]
-    msg["To"] = to
+    msg["To"] = ", ".join(to)
     if cc:
         msg["Cc"] = ", ".join(cc)
-    envelope = [a for a in dict.fromkeys(addr_spec(x) for x in [to, *cc]) if a]
+    envelope = [a for a in dict.fromkeys(addr_spec(x) for x in [*to, *cc]) if a]
     mode = "dry-run" if pol.reply == "dry-run" else "send"
     return store.db.execute(
         "INSERT INTO outbox(posting, msgid, kind, mode, author, recipients, to_list, rate, message, "
         "state, not_before, created_at) VALUES(?,?,?,?,?,?,?,?,?, 'pending', ?, ?)",
-        (posting.id, msgid, kind, mode, addr_spec(posting.author), json.dumps(envelope),
-         int(to_list and mode == "send"), pol.rate, msg.as_bytes(policy=SMTP),
-         posting.first_seen + pol.embargo, time.time())).lastrowid
+        (posting, msgid, kind, mode, author, json.dumps(envelope), int(to_list and mode == "send"),
+         pol.rate, msg.as_bytes(policy=SMTP), not_before, time.time())).lastrowid
 
 
 def should_mail(pol: ListPolicy, review: Review) -> tuple[bool, str]:

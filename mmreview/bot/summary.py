@@ -174,7 +174,7 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
                         r.posting)
     if not live:
         return None
-    from mmreview.bot.policy import new_msgid
+    from mmreview.bot.policy import enqueue, new_msgid
     held_ids = [r.review for r in live]
     marks = ",".join("?" * len(held_ids))
     errors: dict[str, list[int]] = defaultdict(list)          # signature -> held reviews
@@ -239,23 +239,14 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
     msgid = new_msgid(cfg, 0, "summary")
     msg = EmailMessage(policy=SMTP.clone(max_line_length=998))
     msg["From"] = cfg.sender
-    msg["To"] = ", ".join(to)
-    if cc:
-        msg["Cc"] = ", ".join(cc)
     msg["Subject"] = subject
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = msgid
     msg["X-Mmreview-Summary"] = subject.rpartition(": ")[2]
     msg.set_content(text, charset="utf-8", cte="8bit")
-    envelope = [a for a in dict.fromkeys(addr_spec(x) for x in [*to, *cc]) if a]
-    mode = "dry-run" if pol.reply == "dry-run" else "send"
-    to_list = int(mode == "send" and bool(seen_to & set(pol.match)))
     not_before = max([now, *(r.first_seen + pol.embargo for r in live)])
-    mid = store.db.execute(
-        "INSERT INTO outbox(posting, msgid, kind, mode, author, recipients, to_list, rate, message, "
-        "state, not_before, created_at) VALUES(0,?, 'summary', ?, '', ?, ?, ?, ?, 'pending', ?, ?)",
-        (msgid, mode, json.dumps(envelope), to_list, pol.rate, msg.as_bytes(policy=SMTP),
-         not_before, now)).lastrowid
+    mid = enqueue(store, pol, msg, msgid, "summary", to, cc, posting=0, author="",
+                  to_list=bool(seen_to & set(pol.match)), not_before=not_before)
     store.db.execute(f"UPDATE held SET summary=? WHERE review IN ({marks})", (mid, *held_ids))
     store.oplog(f"summary {msgid}: {n_series} held series, {n_err} error(s) on {branch} {head}")
     return mid
