@@ -36,9 +36,15 @@ class Bot:
         self.outbox = Outbox(cfg, self.store)
         self.log_path = cfg.state.with_suffix(".log")
         # The log file has every oplog row up to `log_flushed`: lines committed just before a
-        # kill reach it after the restart (a state file from before this fact: from now on).
-        self._logged = int(self.store.fact("log_flushed")
-                           or self.store.value("SELECT max(id) FROM oplog") or 0)
+        # kill reach it after the restart.  The fact is written before the first line can be,
+        # so a missing one means a state file from before it (logged from now on), never a
+        # first run killed before its first flush.
+        flushed = self.store.fact("log_flushed")
+        if flushed is None:
+            with self.store.tx():
+                flushed = str(self.store.value("SELECT max(id) FROM oplog") or 0)
+                self.store.set_fact("log_flushed", flushed)
+        self._logged = int(flushed)
         self._stop = False
         self.site_dirty = True
         self._assembled = 0.0
