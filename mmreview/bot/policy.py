@@ -39,14 +39,20 @@ def policy_for(cfg: Config, recipients: list[str]) -> ListPolicy:
     return cfg.default_policy
 
 
-def recipients(cfg: Config, pol: ListPolicy, posting: Row) -> tuple[str, list[str], bool]:
+def addressed(to: list[str], cc: list[str], own: str) -> tuple[list[str], list[str]]:
+    """To and Cc as a mail carries them: no blank, no repeat, not the bot's own address (`own`),
+    no Cc already in To."""
+    to = [a for a in dict.fromkeys(to) if addr_spec(a) and addr_spec(a) != own]
+    skip = {own, *map(addr_spec, to)}
+    return to, [a for a in dict.fromkeys(cc) if addr_spec(a) and addr_spec(a) not in skip]
+
+
+def recipients(cfg: Config, pol: ListPolicy, posting: Row) -> tuple[list[str], list[str], bool]:
     """(To, Cc, whether a list is among them) for a reply to this posting."""
-    to = posting.author
     cc = list(pol.cc)
     if pol.reply == "author+list" or pol.reply == "dry-run":
         cc = [*json.loads(posting.recipients), *cc]
-    own = {addr_spec(to), cfg.sender_address}
-    cc = [a for a in dict.fromkeys(cc) if addr_spec(a) and addr_spec(a) not in own]
+    to, cc = addressed([posting.author], cc, cfg.sender_address)
     to_list = bool(set(map(addr_spec, cc)) & set(pol.match)) or pol.reply == "author+list"
     return to, cc, to_list
 
@@ -59,7 +65,7 @@ def new_msgid(cfg: Config, posting: int, kind: str) -> str:
 def _queue(store: Store, cfg: Config, pol: ListPolicy, posting: Row, kind: str, msg: EmailMessage,
            msgid: str) -> int:
     to, cc, to_list = recipients(cfg, pol, posting)
-    return enqueue(store, pol, msg, msgid, kind, [to], cc, posting=posting.id,
+    return enqueue(store, pol, msg, msgid, kind, to, cc, posting=posting.id,
                    author=addr_spec(posting.author), to_list=to_list,
                    not_before=posting.first_seen + pol.embargo)
 

@@ -174,7 +174,7 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
                         r.posting)
     if not live:
         return None
-    from mmreview.bot.policy import enqueue, new_msgid
+    from mmreview.bot.policy import addressed, enqueue, new_msgid
     held_ids = [r.review for r in live]
     marks = ",".join("?" * len(held_ids))
     errors: dict[str, list[int]] = defaultdict(list)          # signature -> held reviews
@@ -232,10 +232,7 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
         sent_to = list(dict.fromkeys(addr_spec(a) for r in live for a in json.loads(r.recipients)))
         lists = [m for m in pol.match if m in sent_to] or list(pol.match) or sent_to
         to, cc = lists, [*authors, *pol.cc]
-    own = cfg.sender_address
-    to = [a for a in dict.fromkeys(to) if addr_spec(a) and addr_spec(a) != own]
-    seen_to = {addr_spec(a) for a in to}
-    cc = [a for a in dict.fromkeys(cc) if addr_spec(a) and addr_spec(a) != own and addr_spec(a) not in seen_to]
+    to, cc = addressed(to, cc, cfg.sender_address)
     msgid = new_msgid(cfg, 0, "summary")
     msg = EmailMessage(policy=SMTP.clone(max_line_length=998))
     msg["From"] = cfg.sender
@@ -246,7 +243,7 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
     msg.set_content(text, charset="utf-8", cte="8bit")
     not_before = max([now, *(r.first_seen + pol.embargo for r in live)])
     mid = enqueue(store, pol, msg, msgid, "summary", to, cc, posting=0, author="",
-                  to_list=bool(seen_to & set(pol.match)), not_before=not_before)
+                  to_list=bool(set(map(addr_spec, to)) & set(pol.match)), not_before=not_before)
     store.db.execute(f"UPDATE held SET summary=? WHERE review IN ({marks})", (mid, *held_ids))
     store.oplog(f"summary {msgid}: {n_series} held series, {n_err} error(s) on {branch} {head}")
     return mid
