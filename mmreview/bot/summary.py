@@ -187,7 +187,7 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
     subject = (f"[mmreview] BUILD REGRESSION {branch} {head}: {n_series} series, "
                f"{n_err} error{'s' if n_err != 1 else ''}")
     intro = (f"mmreview reviewed {n_series} series on {branch} at {head} whose only new "
-             f"failures had each been reported for {pol.summary_after} other series on the same "
+             f"failures had each been reported for at least {pol.summary_after} other series on the same "
              f"base already.  Failures that repeat across unrelated series are likely the base's "
              f"or the test machine's rather than one author's, so instead of a reply each they "
              f"are listed here once (0-day's rule); the first reports went to their own threads.")
