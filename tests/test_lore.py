@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from mmreview.common import paths
+
 from conftest import MMREVIEW, REPO, SERIES, VENV_PATH, git
 from publicinbox import _split
 
@@ -93,10 +95,18 @@ def inbox(public_inbox_factory, tmp_path_factory):
 
 @pytest.fixture
 def env(tmp_path):
-    """No user config of the machine's: an empty XDG_CONFIG_HOME (and no b4.* in git config)."""
+    """No user config of the machine's: an empty XDG_CONFIG_HOME (and no b4.* in git config).
+    And a cache of the test's own, the machine's kernel trees linked into it: the lore cache is
+    keyed by inbox URL, and the servers here are 127.0.0.1 on whatever port the kernel gave, so an
+    earlier run's server on the same port would answer from the machine's cache (CI saw a hanging
+    server "answer" with a thread cached under its port by a run before)."""
     cfg = tmp_path / "config"
     (cfg / "mmreview").mkdir(parents=True)
-    return {"XDG_CONFIG_HOME": str(cfg), "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    cache = tmp_path / "cache"
+    (cache / "mmreview").mkdir(parents=True)
+    (cache / "mmreview" / "trees").symlink_to(paths.trees_dir(), target_is_directory=True)
+    return {"XDG_CONFIG_HOME": str(cfg), "XDG_CACHE_HOME": str(cache),
+            "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 
 
 def run(*args, env=None, timeout=600, cwd=None):
