@@ -25,9 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from publicinbox import PublicInbox, _split    # noqa: E402
-
-from mmreview.common.paths import trees_dir    # noqa: E402
+from publicinbox import PublicInbox, _split, own_lore_cache    # noqa: E402
 
 MMREVIEW = str(Path(sys.executable).with_name("mmreview"))
 
@@ -48,13 +46,8 @@ def main() -> None:
             inbox.deliver(REPO / "series" / name)
             patches += _split(REPO / "series" / name)[1:]
         # As b4 review runs it: one patch on stdin; patch k > 1 fetches its thread once (cached).
-        # A lore cache of its own (the machine's trees linked in): the machine's is keyed by inbox
-        # URL, and an earlier run's server on this port would have its threads there already.
-        own = Path(d) / "b4check-cache"
-        (own / "mmreview").mkdir(parents=True)
-        (own / "mmreview" / "trees").symlink_to(trees_dir(), target_is_directory=True)
         cmd = [MMREVIEW, "b4-check", "--profile", "rules", "--lore", inbox.url]
-        env = {"XDG_CACHE_HOME": str(own)}
+        env = own_lore_cache(Path(d) / "b4check-cache")     # not the machine's: own_lore_cache says why
         first = [timed(cmd, raw, env) for raw in patches]
         again = [timed(cmd, raw, env) for _ in range(args.rounds) for raw in patches]
         start = statistics.median(timed([MMREVIEW, "--help"]) for _ in range(args.rounds))
@@ -64,7 +57,7 @@ def main() -> None:
               f"(mmreview start-up alone: {start:.1f} s)")
 
         inbox.deliver(REPO / "series" / "thread-v2.mbox")
-        cache = {"XDG_CACHE_HOME": str(Path(d) / "cache")}    # a cold lore cache of its own
+        cache = own_lore_cache(Path(d) / "cache")            # a cold lore cache of its own
         cmd = [MMREVIEW, "series", "--lore", inbox.url, "cover.1748851201.git.ada@example.org"]
         cold = timed(cmd, env=cache)
         warm = statistics.median(timed(cmd, env=cache) for _ in range(args.rounds))

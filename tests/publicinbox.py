@@ -18,6 +18,8 @@ tests import it):
                        # "nntp://127.0.0.1:PORT/org.kvack.linux-mm" (the newsgroup lore gives the list)
     inbox.stop()       # idempotent (both daemons); the fixtures stop it for you
 
+    own_lore_cache(d)  # {"XDG_CACHE_HOME": d}: for mmreview fetching from these servers
+
 Fixtures: `public_inbox` (one per test) and `public_inbox_factory` (call it with a directory and
 optional name/address, e.g. from a module-scoped fixture; every inbox it made is stopped at the end
 of the session).
@@ -51,6 +53,17 @@ from pathlib import Path
 import pytest
 
 TOOLS = ("public-inbox-init", "public-inbox-mda", "public-inbox-httpd", "public-inbox-nntpd")
+
+
+def own_lore_cache(root: Path) -> dict[str, str]:
+    """The environment of an mmreview that fetches from these servers: a cache of its own under
+    root, the machine's kernel trees linked in.  mmreview's lore cache is keyed by inbox URL, and
+    these servers are 127.0.0.1 on whatever port the kernel gives, so an earlier run's server on
+    the same port would answer from the machine's cache (CI saw a hanging server "answer" so)."""
+    from mmreview.common.paths import trees_dir
+    (root / "mmreview").mkdir(parents=True)
+    (root / "mmreview" / "trees").symlink_to(trees_dir(), target_is_directory=True)
+    return {"XDG_CACHE_HOME": str(root)}
 
 
 def _split(item) -> list[bytes]:

@@ -25,10 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from mmreview.common import paths
-
 from conftest import MMREVIEW, REPO, SERIES, VENV_PATH, git
-from publicinbox import _split
+from publicinbox import _split, own_lore_cache
 
 V1_COVER = "cover.1748242800.git.ada@example.org"
 V2_COVER = "cover.1748851201.git.ada@example.org"
@@ -95,17 +93,11 @@ def inbox(public_inbox_factory, tmp_path_factory):
 
 @pytest.fixture
 def env(tmp_path):
-    """No user config of the machine's: an empty XDG_CONFIG_HOME (and no b4.* in git config).
-    And a cache of the test's own, the machine's kernel trees linked into it: the lore cache is
-    keyed by inbox URL, and the servers here are 127.0.0.1 on whatever port the kernel gave, so an
-    earlier run's server on the same port would answer from the machine's cache (CI saw a hanging
-    server "answer" with a thread cached under its port by a run before)."""
+    """No user config of the machine's: an empty XDG_CONFIG_HOME (and no b4.* in git config); and
+    no lore cache of the machine's (own_lore_cache says why)."""
     cfg = tmp_path / "config"
     (cfg / "mmreview").mkdir(parents=True)
-    cache = tmp_path / "cache"
-    (cache / "mmreview").mkdir(parents=True)
-    (cache / "mmreview" / "trees").symlink_to(paths.trees_dir(), target_is_directory=True)
-    return {"XDG_CONFIG_HOME": str(cfg), "XDG_CACHE_HOME": str(cache),
+    return {"XDG_CONFIG_HOME": str(cfg), **own_lore_cache(tmp_path / "cache"),
             "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 
 
