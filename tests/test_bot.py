@@ -75,7 +75,8 @@ def test_the_operators_log_loses_no_line_to_a_kill(tmp_path: Path):
     again._flush_log()
     lines = bot.log_path.read_text().splitlines()
     assert [ln.split(" ", 1)[1] for ln in lines] == [
-        "the first run's line, killed before its first flush", "first line", "committed, then the bot was killed before writing it out"]
+        "the first run's line, killed before its first flush", "first line",
+        "committed, then the bot was killed before writing it out"]
 
 
 def test_refuses_to_send_as_localhost(tmp_path: Path):

@@ -187,10 +187,11 @@ def _queue_group(store: Store, cfg: Config, pol: ListPolicy, base: str, key: str
     subject = (f"[mmreview] BUILD REGRESSION {branch} {head}: {n_series} series, "
                f"{n_err} error{'s' if n_err != 1 else ''}")
     intro = (f"mmreview reviewed {n_series} series on {branch} at {head} whose only new "
-             f"failures had each been reported for at least {pol.summary_after} other series on the same "
-             f"base already.  Failures that repeat across unrelated series are likely the base's "
-             f"or the test machine's rather than one author's, so instead of a reply each they "
-             f"are listed here once (0-day's rule); the first reports went to their own threads.")
+             f"failures had each been reported for at least {pol.summary_after} other series on "
+             f"the same base already.  Failures that repeat across unrelated series are likely "
+             f"the base's or the test machine's rather than one author's, so instead of a reply "
+             f"each they are listed here once (0-day's rule); the first reports went to their "
+             f"own threads.")
     body = [*textwrap.wrap(intro, WIDTH), ""]
     for i, (sig, reviews) in enumerate(errors.items(), 1):
         body += [f"Error {i}/{n_err}:", f"    {sig}"]
